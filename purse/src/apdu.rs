@@ -130,7 +130,8 @@ impl Command {
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>, ApduError> {
-        let lc = u8::try_from(self.data.len()).map_err(|_| ApduError::DataTooLong(self.data.len()))?;
+        let lc =
+            u8::try_from(self.data.len()).map_err(|_| ApduError::DataTooLong(self.data.len()))?;
         let mut v = Vec::with_capacity(6 + self.data.len());
         v.extend_from_slice(&[self.cla, self.ins, self.p1, self.p2]);
         if lc > 0 {
@@ -218,7 +219,10 @@ mod tests {
             Command::parse(&[0x80, 0x5A, 0, 0, 1, 1, 0, 0]),
             Err(ApduError::TrailingBytes(2))
         );
-        assert_eq!(Response::parse(&[0x90]), Err(ApduError::ResponseTooShort(1)));
+        assert_eq!(
+            Response::parse(&[0x90]),
+            Err(ApduError::ResponseTooShort(1))
+        );
     }
 
     #[test]

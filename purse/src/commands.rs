@@ -50,11 +50,15 @@ pub struct TickCmd {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CardCommand {
     /// SELECT by name; the AID may still be a foreign one (6A82 is the card's check).
-    Select { aid: [u8; 7] },
+    Select {
+        aid: [u8; 7],
+    },
     Initialize(InitializeCmd),
     Debit(DebitCmd),
     Tick(TickCmd),
-    GetProof { nt: Nt },
+    GetProof {
+        nt: Nt,
+    },
 }
 
 /// Whether the raw bytes are a command with CLA 00 and INS A4 (which ends the session
@@ -144,9 +148,7 @@ impl CardCommand {
         };
         let p1p2_ok = match ins {
             INS_SELECT => (*p1, *p2) == (0x04, 0x00),
-            INS_INITIALIZE => {
-                Mode::from_p1(*p1).is_some() && card_kv.is_none_or(|kv| kv.0 == *p2)
-            }
+            INS_INITIALIZE => Mode::from_p1(*p1).is_some() && card_kv.is_none_or(|kv| kv.0 == *p2),
             _ => (*p1, *p2) == (0, 0),
         };
         if !p1p2_ok {
@@ -154,7 +156,9 @@ impl CardCommand {
         }
         // Exactly Lc, the data, and an optional one-byte Le of any value.
         let data = match body {
-            [l, rest @ ..] if usize::from(*l) == lc && (rest.len() == lc || rest.len() == lc + 1) => {
+            [l, rest @ ..]
+                if usize::from(*l) == lc && (rest.len() == lc || rest.len() == lc + 1) =>
+            {
                 &rest[..lc]
             }
             _ => return Err(StatusWord::WRONG_LENGTH),
@@ -402,7 +406,10 @@ mod tests {
 
     #[test]
     fn select_encodes_as_in_the_vectors() {
-        assert_eq!(CardCommand::select().encode(), h("00a4040007f045505552534500"));
+        assert_eq!(
+            CardCommand::select().encode(),
+            h("00a4040007f045505552534500")
+        );
     }
 
     #[test]
@@ -438,7 +445,11 @@ mod tests {
 
     #[test]
     fn decode_precedence() {
-        let sw = |s: &str| CardCommand::decode(&h(s), Some(KeyVersion(1))).unwrap_err().0;
+        let sw = |s: &str| {
+            CardCommand::decode(&h(s), Some(KeyVersion(1)))
+                .unwrap_err()
+                .0
+        };
         assert_eq!(sw(""), 0x6700);
         assert_eq!(sw("a0"), 0x6E00);
         assert_eq!(sw("a0ca"), 0x6E00);
@@ -448,7 +459,10 @@ mod tests {
         assert_eq!(sw("805a000004000000050000"), 0x6700);
         assert_eq!(sw("805a0100040000000500"), 0x6A86);
         assert_eq!(sw("00a4040c07f045505552534600"), 0x6A86);
-        assert_eq!(sw("805001021e5a000000000000015b1a013f75fb00fce685ff0ce993f4bd00000064000100"), 0x6A86);
+        assert_eq!(
+            sw("805001021e5a000000000000015b1a013f75fb00fce685ff0ce993f4bd00000064000100"),
+            0x6A86
+        );
     }
 
     #[test]

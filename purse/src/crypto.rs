@@ -117,7 +117,10 @@ mod tests {
     fn rfc4493_example_2() {
         let k = Key::from_hex("2b7e151628aed2a6abf7158809cf4f3c").unwrap();
         let m = hex::decode("6bc1bee22e409f96e93d7e117393172a").unwrap();
-        assert_eq!(hex::encode(cmac(&k, &m)), "070a16b46b4d4144f79bdd9dd04a287c");
+        assert_eq!(
+            hex::encode(cmac(&k, &m)),
+            "070a16b46b4d4144f79bdd9dd04a287c"
+        );
     }
 
     #[test]

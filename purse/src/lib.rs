@@ -11,6 +11,7 @@ pub mod apdu;
 pub mod commands;
 pub mod crypto;
 pub mod error;
+pub mod keys;
 pub mod macs;
 pub mod types;
 
@@ -18,3 +19,8 @@ pub use apdu::{ApduError, StatusWord};
 pub use crypto::Key;
 pub use error::ParseError;
 pub use types::*;
+pub mod card;
+pub mod clearing;
+pub mod sam;
+pub mod settlement;
+pub mod surrogate;

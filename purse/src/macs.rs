@@ -19,7 +19,14 @@ pub struct SessionParams {
 }
 
 /// `Ks = KDF(K_PUR, 53, CardID || NT || SAM_ID || RND_S || RND_C)`.
-pub fn session_key(k_pur: &Key, card_id: CardId, nt: Nt, sam_id: SamId, rnd_s: &Rnd, rnd_c: &Rnd) -> Key {
+pub fn session_key(
+    k_pur: &Key,
+    card_id: CardId,
+    nt: Nt,
+    sam_id: SamId,
+    rnd_s: &Rnd,
+    rnd_c: &Rnd,
+) -> Key {
     let mut ctx = [0u8; 52];
     ctx[..8].copy_from_slice(&card_id.0);
     ctx[8..12].copy_from_slice(&nt.0.to_be_bytes());

@@ -83,6 +83,11 @@ byte_id!(
     16
 );
 byte_id!(
+    /// A 16-byte journal chain value `J` of a settlement batch.
+    Journal,
+    16
+);
+byte_id!(
     /// An 8-byte MAC (S1, S2, S2k, S3, TAC, TRMAC). Compare with [`Mac8::verify`].
     Mac8,
     8
@@ -246,23 +251,36 @@ impl Currency {
 
     /// The alphabetic code, where we know it.
     pub fn alpha(self) -> Option<&'static str> {
-        CURRENCIES.iter().find(|(_, n, _)| *n == self.0).map(|(a, _, _)| *a)
+        CURRENCIES
+            .iter()
+            .find(|(_, n, _)| *n == self.0)
+            .map(|(a, _, _)| *a)
     }
 
     /// Digits after the decimal point (2 when unknown), for display only.
     pub fn minor_digits(self) -> u8 {
-        CURRENCIES.iter().find(|(_, n, _)| *n == self.0).map_or(2, |(_, _, d)| *d)
+        CURRENCIES
+            .iter()
+            .find(|(_, n, _)| *n == self.0)
+            .map_or(2, |(_, _, d)| *d)
     }
 
     /// Formats an amount for people: `12.50 EUR`.
     pub fn format(self, amount: Amount) -> String {
         let d = u32::from(self.minor_digits());
-        let code = self.alpha().map_or_else(|| self.0.to_string(), str::to_string);
+        let code = self
+            .alpha()
+            .map_or_else(|| self.0.to_string(), str::to_string);
         if d == 0 {
             return format!("{} {code}", amount.0);
         }
         let div = 10u32.pow(d);
-        format!("{}.{:0w$} {code}", amount.0 / div, amount.0 % div, w = d as usize)
+        format!(
+            "{}.{:0w$} {code}",
+            amount.0 / div,
+            amount.0 % div,
+            w = d as usize
+        )
     }
 }
 
@@ -369,7 +387,10 @@ mod tests {
         assert!(Currency::from_numeric(1000).is_err());
         assert_eq!(Currency::EUR.format(Amount(1250)), "12.50 EUR");
         assert_eq!(Currency::EUR.format(Amount(5)), "0.05 EUR");
-        assert_eq!(Currency::parse("JPY").unwrap().format(Amount(500)), "500 JPY");
+        assert_eq!(
+            Currency::parse("JPY").unwrap().format(Amount(500)),
+            "500 JPY"
+        );
     }
 
     #[test]

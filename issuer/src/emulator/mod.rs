@@ -1,0 +1,1 @@
+//! The card emulator behind vsmartcard vpcd. (stub: emulator helper)

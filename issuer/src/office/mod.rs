@@ -1,0 +1,1 @@
+//! Issuer and clearing-office operations. (stub: issuer helper)

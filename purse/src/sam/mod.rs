@@ -1,0 +1,2 @@
+//! The SAM (spec section 5).
+// STUB
