@@ -4,3 +4,4 @@
 pub mod emulator;
 pub mod files;
 pub mod office;
+pub mod pcsc_link;

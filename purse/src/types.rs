@@ -267,20 +267,20 @@ impl Currency {
 
     /// Formats an amount for people: `12.50 EUR`.
     pub fn format(self, amount: Amount) -> String {
+        self.format_minor(u64::from(amount.0))
+    }
+
+    /// Formats any count of minor units (a batch sum, say) for people.
+    pub fn format_minor(self, minor: u64) -> String {
         let d = u32::from(self.minor_digits());
         let code = self
             .alpha()
             .map_or_else(|| self.0.to_string(), str::to_string);
         if d == 0 {
-            return format!("{} {code}", amount.0);
+            return format!("{minor} {code}");
         }
-        let div = 10u32.pow(d);
-        format!(
-            "{}.{:0w$} {code}",
-            amount.0 / div,
-            amount.0 % div,
-            w = d as usize
-        )
+        let div = 10u64.pow(d);
+        format!("{}.{:0w$} {code}", minor / div, minor % div, w = d as usize)
     }
 }
 
