@@ -66,11 +66,16 @@ fn card(balance: u32) -> Card {
     )
 }
 
+/// Rewrites a command on its way to the card.
+type OnCommand<'a> = Box<dyn FnMut(&mut Vec<u8>) + 'a>;
+/// Sees (command, answer) and may rewrite the answer; `false` drops it.
+type OnAnswer<'a> = Box<dyn FnMut(&[u8], &mut Vec<u8>) -> bool + 'a>;
+
 /// A relay that may rewrite commands and answers, or drop answers.
 struct Relay<'a> {
     card: &'a mut Card,
-    on_command: Box<dyn FnMut(&mut Vec<u8>) + 'a>,
-    on_answer: Box<dyn FnMut(&[u8], &mut Vec<u8>) -> bool + 'a>,
+    on_command: OnCommand<'a>,
+    on_answer: OnAnswer<'a>,
 }
 
 impl<'a> Relay<'a> {

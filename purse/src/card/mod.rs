@@ -3,7 +3,10 @@
 //! every change of persistent state goes through a [`CardStore`] before the card answers.
 
 mod applet;
+mod json;
+mod session;
 mod state;
 
 pub use applet::Card;
+pub use json::CARD_STATE_FORMAT;
 pub use state::{CardState, CardStateError, CardStore, MemoryStore, StoreError, LOG_CAPACITY};
