@@ -25,6 +25,8 @@ pub enum KeysError {
     UnknownKeyVersion(KeyVersion),
     #[error("key '{0}' is not 32 hex digits")]
     BadKey(&'static str),
+    #[error("the key file could not be serialized")]
+    Serialize,
 }
 
 /// The issuer's master keys of one key version.
@@ -60,7 +62,8 @@ impl IssuerKeys {
             .ok_or(KeysError::UnknownKeyVersion(kv))
     }
 
-    pub fn to_json(&self) -> String {
+    /// The file form. It holds keys: write it 0600, never log it.
+    pub fn to_json(&self) -> Result<String, KeysError> {
         let versions = self
             .versions
             .iter()
@@ -79,7 +82,7 @@ impl IssuerKeys {
             format: ISSUER_KEYS_FORMAT.into(),
             key_versions: versions,
         };
-        serde_json::to_string_pretty(&j).unwrap_or_default()
+        serde_json::to_string_pretty(&j).map_err(|_| KeysError::Serialize)
     }
 
     pub fn from_json(s: &str) -> Result<IssuerKeys, KeysError> {
@@ -139,7 +142,8 @@ impl SamKeys {
         })
     }
 
-    pub fn to_json(&self) -> String {
+    /// The file form. It holds keys: write it 0600, never log it.
+    pub fn to_json(&self) -> Result<String, KeysError> {
         let j = SamKeysJson {
             format: SAM_KEYS_FORMAT.into(),
             sam_id: self.sam_id,
@@ -152,7 +156,7 @@ impl SamKeys {
                 .map(|(kv, k)| (kv.0.to_string(), k.expose_hex()))
                 .collect(),
         };
-        serde_json::to_string_pretty(&j).unwrap_or_default()
+        serde_json::to_string_pretty(&j).map_err(|_| KeysError::Serialize)
     }
 
     pub fn from_json(s: &str) -> Result<SamKeys, KeysError> {
@@ -242,7 +246,7 @@ mod tests {
     #[test]
     fn issuer_and_sam_keys_roundtrip() {
         let i = issuer();
-        let back = IssuerKeys::from_json(&i.to_json()).unwrap();
+        let back = IssuerKeys::from_json(&i.to_json().unwrap()).unwrap();
         assert_eq!(
             back.get(KeyVersion(1)).unwrap().mk_tac,
             Key::from_bytes([2; 16])
@@ -255,7 +259,7 @@ mod tests {
             &[KeyVersion(1)],
         )
         .unwrap();
-        let back = SamKeys::from_json(&s.to_json()).unwrap();
+        let back = SamKeys::from_json(&s.to_json().unwrap()).unwrap();
         assert_eq!(back.k_sam, s.k_sam);
         assert_eq!(back.mk_pur.len(), 1);
         assert!(SamKeys::issue(

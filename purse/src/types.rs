@@ -391,6 +391,7 @@ mod tests {
             Currency::parse("JPY").unwrap().format(Amount(500)),
             "500 JPY"
         );
+        assert_eq!(Currency::EUR.format_minor(1 << 40), "10995116277.76 EUR");
     }
 
     #[test]

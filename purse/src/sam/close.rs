@@ -51,7 +51,7 @@ impl Sam {
                 durable.push(self.put(tx.clone()));
             }
             // Final transactions leave memory once settled (or with nothing to settle).
-            if tx.state.is_final() && (tx.settled_in.is_some() || tx.confirmed.is_none()) {
+            if tx.is_done() {
                 self.open.remove(&seq);
             }
         }

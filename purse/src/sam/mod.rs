@@ -84,6 +84,28 @@ pub struct Snapshot {
     pub open: Vec<SamTx>,
 }
 
+impl Snapshot {
+    /// Rebuilds the SAM's state from its journal, oldest record first (the last record
+    /// of each transaction wins). Transactions that are done with stay out of memory.
+    pub fn from_journal(
+        records: impl IntoIterator<Item = Durable>,
+        last_close_seq: CloseSeq,
+    ) -> Snapshot {
+        let mut next_tx_seq = SamTxSeq(1);
+        let mut latest = BTreeMap::new();
+        for d in records {
+            next_tx_seq = next_tx_seq.max(d.next_tx_seq);
+            latest.insert(d.tx.sam_tx_seq, d.tx);
+        }
+        let open = latest.into_values().filter(|t| !t.is_done()).collect();
+        Snapshot {
+            next_tx_seq,
+            last_close_seq,
+            open,
+        }
+    }
+}
+
 /// The security module of one shop and one currency.
 pub struct Sam {
     keys: SamKeys,

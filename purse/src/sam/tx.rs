@@ -126,6 +126,11 @@ impl SamTx {
         self.confirmed.as_ref().map_or(Units(0), |c| c.units)
     }
 
+    /// Final and settled, or final with nothing to settle: the SAM has no more to do.
+    pub fn is_done(&self) -> bool {
+        self.state.is_final() && (self.settled_in.is_some() || self.confirmed.is_none())
+    }
+
     /// Whether this transaction belongs in the next batch's records.
     pub fn settles(&self) -> bool {
         self.settled_in.is_none() && self.state == TxState::Completed && self.confirmed.is_some()

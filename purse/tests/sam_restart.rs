@@ -1,0 +1,154 @@
+//! A SAM that crashes and restarts from its journal: nothing authorized is lost, no
+//! SAM_TxSeq is reused, and recovery finishes what was in flight.
+
+use std::collections::BTreeMap;
+
+use purse::card::{Card, CardState, MemoryStore};
+use purse::commands::CardCommand;
+use purse::keys::{IssuerKeys, MasterKeys, SamKeys};
+use purse::sam::{Durable, Order, Outcome, Sam, Snapshot, TxState};
+use purse::surrogate::{exchange, select, Journal, JournalError, LocalCard, Surrogate};
+use purse::{Amount, CardId, CloseSeq, Currency, DateTime, Key, KeyVersion, Rnd, SamId, SamTxSeq};
+
+fn keys() -> (IssuerKeys, SamKeys) {
+    let mut versions = BTreeMap::new();
+    versions.insert(
+        KeyVersion(1),
+        MasterKeys {
+            mk_pur: Key::from_bytes([1; 16]),
+            mk_tac: Key::from_bytes([2; 16]),
+            mk_sam: Key::from_bytes([3; 16]),
+        },
+    );
+    let issuer = IssuerKeys { versions };
+    let sam = SamKeys::issue(
+        &issuer,
+        SamId([0x5A; 8]),
+        Currency::EUR,
+        KeyVersion(1),
+        &[KeyVersion(1)],
+    )
+    .expect("keys");
+    (issuer, sam)
+}
+
+fn card(issuer: &IssuerKeys) -> Card {
+    let id = CardId([0x10; 8]);
+    let m = issuer.get(KeyVersion(1)).expect("kv");
+    let mut n = 0u8;
+    Card::new(
+        CardState::new(
+            id,
+            KeyVersion(1),
+            Currency::EUR,
+            Amount(5000),
+            m.k_pur(id),
+            m.k_tac(id),
+        ),
+        Box::new(move || {
+            n = n.wrapping_add(1);
+            Rnd([n; 16])
+        }),
+    )
+}
+
+/// The journal as it would be on disk: every record, in order.
+#[derive(Default)]
+struct Recorded(Vec<Durable>);
+
+impl Journal for Recorded {
+    fn store(&mut self, records: &[Durable]) -> Result<(), JournalError> {
+        self.0.extend_from_slice(records);
+        Ok(())
+    }
+}
+
+#[test]
+fn crash_between_authorize_and_complete_loses_nothing() {
+    let (issuer, sam_keys) = keys();
+    let mut c = card(&issuer);
+    let mut journal = Recorded::default();
+    let now = DateTime(1_795_000_000);
+
+    // One purchase completes; the second is authorized and its DEBIT reaches the card,
+    // then the SAM process dies before it sees the answer.
+    let mut sam = Sam::new(sam_keys.clone());
+    {
+        let mut link = LocalCard {
+            card: &mut c,
+            store: &mut MemoryStore,
+        };
+        let mut s = Surrogate {
+            sam: &mut sam,
+            journal: &mut journal,
+        };
+        s.purchase(&mut link, Order::single(Amount(100)), Rnd([7; 16]), now)
+            .expect("first");
+    }
+    let mut link = LocalCard {
+        card: &mut c,
+        store: &mut MemoryStore,
+    };
+    select(&mut link).expect("select");
+    let begun = sam
+        .begin(Order::single(Amount(250)), Rnd([8; 16]))
+        .expect("begin");
+    let init = exchange(
+        &mut link,
+        &CardCommand::Initialize(begun.initialize(KeyVersion(1))),
+    );
+    let auth = sam
+        .authorize(&begun, KeyVersion(1), &init, now)
+        .expect("authorize");
+    journal
+        .store(std::slice::from_ref(&auth.durable))
+        .expect("write-ahead");
+    let answer = exchange(&mut link, &CardCommand::Debit(auth.debit));
+    assert!(matches!(answer, purse::sam::Exchange::Answered(ref r) if r.sw.is_ok()));
+    drop(sam); // crash: the answer never reached the journal
+
+    // Restart from the journal alone, with the counter record of the crash lost too.
+    let mut records = journal.0.clone();
+    for r in &mut records {
+        r.next_tx_seq = SamTxSeq(1);
+    }
+    let mut sam = Sam::restore(sam_keys, Snapshot::from_journal(records, CloseSeq(0)));
+    assert_eq!(
+        sam.next_tx_seq(),
+        SamTxSeq(3),
+        "no SAM_TxSeq reused after a crash"
+    );
+    let pending = auth.durable.tx.sam_tx_seq;
+    assert_eq!(sam.tx(pending).map(|t| t.state), Some(TxState::Pending));
+
+    c.reset();
+    let mut link = LocalCard {
+        card: &mut c,
+        store: &mut MemoryStore,
+    };
+    let mut s = Surrogate {
+        sam: &mut sam,
+        journal: &mut journal,
+    };
+    assert_eq!(
+        s.recover(&mut link, Rnd([9; 16])).expect("recover"),
+        vec![(pending, Outcome::Completed)]
+    );
+
+    let close = sam.close_period("2026-11-24T23:59:00Z".into());
+    journal.store(&close.durable).expect("close records");
+    let batch = close.batch;
+    assert_eq!(batch.totals.count, 2);
+    assert_eq!(batch.totals.sum.0, 350);
+    assert!(purse::clearing::verify(&batch, &issuer, &Default::default()).is_empty());
+    assert_eq!(c.state().balance, Amount(4650));
+
+    // After the close, a restart holds nothing open and continues the sequence.
+    let sam = Sam::restore(
+        keys().1,
+        Snapshot::from_journal(journal.0.clone(), CloseSeq(1)),
+    );
+    assert_eq!(sam.open_txs().count(), 0);
+    assert_eq!(sam.next_tx_seq(), SamTxSeq(3));
+    assert_eq!(sam.last_close_seq(), CloseSeq(1));
+}
