@@ -4,7 +4,7 @@
 use std::ffi::CString;
 use std::time::{Duration, Instant};
 
-use pcsc::{Context, Protocols, ReaderState, Scope, ShareMode, State};
+use pcsc::{Context, Disposition, Protocols, ReaderState, Scope, ShareMode, State};
 use purse::surrogate::{CardLink, LinkError};
 use thiserror::Error;
 
@@ -67,25 +67,36 @@ pub fn wait_for_card(
 
 /// A connected card. Each transmit is one APDU exchange.
 pub struct PcscLink {
-    card: pcsc::Card,
+    /// Always `Some` until drop.
+    card: Option<pcsc::Card>,
 }
 
 impl PcscLink {
     pub fn connect(ctx: &Context, reader: &str) -> Result<PcscLink, PcscError> {
         let name = CString::new(reader).map_err(|_| PcscError::NoReader(reader.into()))?;
         let card = ctx.connect(&name, ShareMode::Shared, Protocols::ANY)?;
-        Ok(PcscLink { card })
+        Ok(PcscLink { card: Some(card) })
     }
+}
 
-    pub fn card(&mut self) -> &mut pcsc::Card {
-        &mut self.card
+impl Drop for PcscLink {
+    /// Leaves the card as it is. pcsc's own drop resets it; when the card has already
+    /// gone, pcscd's failed reset marks the reader empty behind its polling thread's back
+    /// and a card inserted within the next poll is never reported.
+    fn drop(&mut self) {
+        if let Some(card) = self.card.take() {
+            let _ = card.disconnect(Disposition::LeaveCard);
+        }
     }
 }
 
 impl CardLink for PcscLink {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, LinkError> {
+        let Some(card) = &self.card else {
+            return Err(LinkError("the card is disconnected".into()));
+        };
         let mut buf = [0u8; pcsc::MAX_BUFFER_SIZE];
-        match self.card.transmit(apdu, &mut buf) {
+        match card.transmit(apdu, &mut buf) {
             // pcscd hands back an empty answer when the card left mid-exchange.
             Ok(r) if r.len() < 2 => Err(LinkError(
                 "no answer: the card left during the exchange".into(),

@@ -1,1 +1,16 @@
-//! The card emulator behind vsmartcard vpcd. (stub: emulator helper)
+//! The card emulator behind vsmartcard's vpcd: the purse applet ([`purse::card::Card`])
+//! as a virtual card in pcscd's "Virtual PCD" readers, its state in a file, and a control
+//! socket that lets tests insert, remove and pull the card at chosen moments.
+//!
+//! Modules: [`framing`] (the vpcd wire format, pure), [`vpcd`] (the TCP link and its
+//! latency-critical socket options), [`run`] (the loop), [`control`] (the test control
+//! socket), [`wake`] (waking the loop from threads and signals), [`store`] (the state
+//! file), [`atr`] (the ATR).
+
+pub mod atr;
+pub mod control;
+pub mod framing;
+pub mod run;
+pub mod store;
+pub mod vpcd;
+pub mod wake;
