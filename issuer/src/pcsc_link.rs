@@ -15,7 +15,7 @@ pub const VPCD_READER: &str = "Virtual PCD 00 00";
 pub enum PcscError {
     #[error("the PC/SC service (pcscd) is not running; start it with `pcscd -f -a &` or scripts/test-all")]
     NoService,
-    #[error("no reader named '{0}' (is the vpcd driver installed? apt install vsmartcard-vpcd)")]
+    #[error("pcscd has no reader '{0}': is vsmartcard-vpcd installed (/etc/reader.conf.d/vpcd) and was pcscd started after it?")]
     NoReader(String),
     #[error("timed out after {1:?} waiting for the card to be {0} in the reader")]
     Timeout(&'static str, Duration),
@@ -58,7 +58,8 @@ pub fn wait_for_card(
             return Err(PcscError::NoReader(reader.into()));
         }
         let has_card = s.contains(State::PRESENT) && !s.contains(State::MUTE);
-        if has_card == present {
+        // Absent means EMPTY: a card pcscd is still tearing down is neither.
+        if has_card == present && (present || s.contains(State::EMPTY)) {
             return Ok(());
         }
         states[0].sync_current_state();

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use purse::commands::INS_DEBIT;
 use purse::keys::{IssuerKeys, SamKeys};
-use purse::sam::{Completion, Durable, Order, Outcome, Sam, SamError};
-use purse::surrogate::{Journal, JournalError, Surrogate, SurrogateError};
+use purse::sam::{Completion, Order, Outcome, Sam, SamError};
+use purse::surrogate::{Journal, MemoryJournal, Surrogate, SurrogateError};
 use purse::{Amount, CardId, Currency, DateTime, Rnd, SamId, SamTxSeq, Units};
 use purse_issuer::files::write_atomic;
 use purse_issuer::pcsc_link::{establish, wait_for_card, PcscLink};
@@ -40,16 +40,6 @@ fn sam_keys() -> SamKeys {
         &[TEST_KV],
     )
     .expect("SAM keys")
-}
-
-#[derive(Default)]
-struct Recorded(Vec<Durable>);
-
-impl Journal for Recorded {
-    fn store(&mut self, records: &[Durable]) -> Result<(), JournalError> {
-        self.0.extend_from_slice(records);
-        Ok(())
-    }
 }
 
 fn connect(reader: &str) -> PcscLink {
@@ -86,7 +76,7 @@ fn purchases_recovery_settlement_and_clearing_through_pcscd() {
     );
     let emu = Emulator::spawn(&lock, &card_file);
     let mut sam = Sam::new(sam_keys());
-    let mut journal = Recorded::default();
+    let mut journal = MemoryJournal::default();
     let mut link = connect(reader);
     let mut s = Surrogate {
         sam: &mut sam,

@@ -127,20 +127,8 @@ fn check_tac(batch: &Batch, index: usize, tx: &BatchTx, keys: &IssuerKeys, out: 
         return;
     };
     let kt = proof_key(&mk.k_tac(tx.card_id), tx.card_id, tx.nt);
-    let expected = TacInput {
-        card_id: tx.card_id,
-        nt: tx.nt,
-        sam_id: batch.sam_id,
-        sam_tx_seq: tx.sam_tx_seq,
-        datetime: tx.datetime,
-        mode: tx.mode,
-        u: tx.unit_amount,
-        units: tx.units,
-        total: tx.total,
-        balance_after: tx.balance_after,
-        currency: batch.currency,
-    }
-    .mac(&kt);
+    let expected =
+        TacInput::of_record(tx.card_id, &tx.record(batch.sam_id), batch.currency).mac(&kt);
     if !tx.tac.verify(&expected) {
         out.push(Problem::Tac {
             tx: tx_ref,

@@ -2,6 +2,7 @@
 //!
 //! One definition of each formula, shared by the card, the SAM and the clearing office.
 
+use crate::commands::TxRecord;
 use crate::crypto::{kdf, label, mac8, Key};
 use crate::types::{
     Amount, CardId, Currency, DateTime, Mac8, Mode, Nt, Rnd, SamId, SamTxSeq, Units,
@@ -113,6 +114,24 @@ pub struct TacInput {
 }
 
 impl TacInput {
+    /// What the TAC of a card record covers: the record's fields, the card and the
+    /// currency (neither of which the record itself holds).
+    pub fn of_record(card_id: CardId, r: &TxRecord, currency: Currency) -> TacInput {
+        TacInput {
+            card_id,
+            nt: r.nt,
+            sam_id: r.sam_id,
+            sam_tx_seq: r.sam_tx_seq,
+            datetime: r.datetime,
+            mode: r.mode,
+            u: r.u,
+            units: r.units,
+            total: r.total,
+            balance_after: r.balance_after,
+            currency,
+        }
+    }
+
     /// `TAC = MAC8(Kt, 04 || CardID || NT || SAM_ID || SAM_TxSeq || DateTime || P1 || U || Units || Total || BalanceAfter || Currency)`.
     pub fn mac(&self, kt: &Key) -> Mac8 {
         let mut m = Vec::with_capacity(48);

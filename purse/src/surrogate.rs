@@ -47,6 +47,17 @@ pub trait Journal {
 #[error("the SAM journal could not be written: {0}")]
 pub struct JournalError(pub String);
 
+/// A journal in memory: every record, in the order stored (tests, simulations).
+#[derive(Debug, Default)]
+pub struct MemoryJournal(pub Vec<Durable>);
+
+impl Journal for MemoryJournal {
+    fn store(&mut self, records: &[Durable]) -> Result<(), JournalError> {
+        self.0.extend_from_slice(records);
+        Ok(())
+    }
+}
+
 /// A journal that keeps nothing (the SAM's memory is all there is).
 #[derive(Debug, Default)]
 pub struct NoJournal;

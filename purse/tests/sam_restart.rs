@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use purse::card::{Card, CardState, MemoryStore};
 use purse::commands::CardCommand;
 use purse::keys::{IssuerKeys, MasterKeys, SamKeys};
-use purse::sam::{Durable, Order, Outcome, Sam, Snapshot, TxState};
-use purse::surrogate::{exchange, select, Journal, JournalError, LocalCard, Surrogate};
+use purse::sam::{Order, Outcome, Sam, Snapshot, TxState};
+use purse::surrogate::{exchange, select, Journal, LocalCard, MemoryJournal, Surrogate};
 use purse::{Amount, CardId, CloseSeq, Currency, DateTime, Key, KeyVersion, Rnd, SamId, SamTxSeq};
 
 fn keys() -> (IssuerKeys, SamKeys) {
@@ -53,21 +53,11 @@ fn card(issuer: &IssuerKeys) -> Card {
 }
 
 /// The journal as it would be on disk: every record, in order.
-#[derive(Default)]
-struct Recorded(Vec<Durable>);
-
-impl Journal for Recorded {
-    fn store(&mut self, records: &[Durable]) -> Result<(), JournalError> {
-        self.0.extend_from_slice(records);
-        Ok(())
-    }
-}
-
 #[test]
 fn crash_between_authorize_and_complete_loses_nothing() {
     let (issuer, sam_keys) = keys();
     let mut c = card(&issuer);
-    let mut journal = Recorded::default();
+    let mut journal = MemoryJournal::default();
     let now = DateTime(1_795_000_000);
 
     // One purchase completes; the second is authorized and its DEBIT reaches the card,

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use pcsc::{Context, Protocols, ReaderState, Scope, ShareMode, State};
 use purse::commands::{CardCommand, SelectInfo};
 
+use purse_issuer::pcsc_link::wait_for_card;
+
 use super::CARD_EVENT_TIMEOUT;
 
 /// A PC/SC context. Panics with instructions when pcscd is not running: tests that
@@ -23,46 +25,15 @@ pub fn pcsc_context() -> Context {
     }
 }
 
-/// Waits until `reader` holds a working card (`present`) or no card, on pcscd's own
-/// notifications (`SCardGetStatusChange`), for at most `timeout`.
+/// Waits for the card to be present (or absent: the reader reports EMPTY) in `reader`,
+/// on pcscd's notifications.
 pub fn wait_card(
     ctx: &Context,
     reader: &str,
     present: bool,
     timeout: Duration,
 ) -> Result<(), String> {
-    let name = CString::new(reader).map_err(|_| format!("bad reader name {reader:?}"))?;
-    let mut states = [ReaderState::new(name, State::UNAWARE)];
-    let deadline = Instant::now() + timeout;
-    let want = if present { "present" } else { "absent" };
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match ctx.get_status_change(left, &mut states) {
-            Ok(()) => {}
-            Err(pcsc::Error::Timeout) => {
-                return Err(format!(
-                    "card not {want} in '{reader}' after {timeout:?} (last state {:?})",
-                    states[0].event_state()
-                ))
-            }
-            Err(pcsc::Error::UnknownReader) => {
-                return Err(format!(
-                    "pcscd has no reader '{reader}': is vsmartcard-vpcd installed \
-                     (/etc/reader.conf.d/vpcd) and was pcscd started after it?"
-                ))
-            }
-            Err(e) => return Err(format!("SCardGetStatusChange on '{reader}': {e}")),
-        }
-        let s = states[0].event_state();
-        if s.contains(State::UNKNOWN) {
-            return Err(format!("pcscd no longer knows reader '{reader}'"));
-        }
-        let has_card = s.contains(State::PRESENT) && !s.contains(State::MUTE);
-        if has_card == present && (present || s.contains(State::EMPTY)) {
-            return Ok(());
-        }
-        states[0].sync_current_state();
-    }
+    wait_for_card(ctx, reader, present, timeout).map_err(|e| e.to_string())
 }
 
 /// [`wait_card`] for presence with [`CARD_EVENT_TIMEOUT`]; panics on failure.

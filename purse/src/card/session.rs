@@ -11,7 +11,7 @@ use crate::commands::{
 };
 use crate::crypto::Key;
 use crate::macs::{proof_key, s1, s2, s2k, s3, session_key, SessionParams, TacInput};
-use crate::types::{Amount, DateTime, Mode, Nt, Rnd, SamTxSeq, Units};
+use crate::types::{Amount, DateTime, Mac8, Mode, Nt, Rnd, SamTxSeq, Units};
 
 /// A session opened by a successful INITIALIZE. RAM only; `ks` is wiped on drop.
 #[derive(Debug)]
@@ -147,21 +147,7 @@ impl Session {
             .checked_sub(p.u)
             .ok_or(StatusWord::INSUFFICIENT_FUNDS)?;
         let s3 = s3(&self.ks, p.nt, debited.units, debited.total, balance_after);
-        let tac_input = TacInput {
-            card_id: p.card_id,
-            nt: p.nt,
-            sam_id: p.sam_id,
-            sam_tx_seq: debited.sam_tx_seq,
-            datetime: debited.datetime,
-            mode: p.mode.p1(),
-            u: p.u,
-            units: debited.units,
-            total: debited.total,
-            balance_after,
-            currency: state.currency,
-        };
-        let tac = tac_input.mac(&proof_key(&state.k_tac, p.card_id, p.nt));
-        let record = TxRecord {
+        let mut record = TxRecord {
             nt: p.nt,
             sam_id: p.sam_id,
             sam_tx_seq: debited.sam_tx_seq,
@@ -172,8 +158,11 @@ impl Session {
             total: debited.total,
             balance_after,
             s3,
-            tac,
+            tac: Mac8([0; 8]),
         };
+        let kt = proof_key(&state.k_tac, p.card_id, p.nt);
+        record.tac = TacInput::of_record(p.card_id, &record, state.currency).mac(&kt);
+        let tac = record.tac;
         Ok(Charge {
             record,
             debited,
