@@ -1,0 +1,1 @@
+// checkout.js: placeholder, written by the checkout helper

@@ -1,0 +1,368 @@
+//! The payment engine: the SAM and the payments around it. Every request that moves a
+//! payment runs under that payment's lock; every SAM operation runs under the SAM's lock
+//! and queues its writes (SAM record, payment, webhook event: one transaction) before the
+//! lock is released, so the database sees SAM records in the order the SAM made them.
+//! Nothing is acknowledged before its writes are durable. A failed write stops the engine
+//! from taking further requests (fail-stop: a restart rebuilds the SAM from the database).
+
+mod checkout;
+mod error;
+mod recovery;
+mod settle;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use base64::Engine as _;
+use purse::keys::SamKeys;
+use purse::sam::{Order, Sam};
+use purse::{Amount, Currency, KeyVersion, Mode, Rnd, Units};
+use rand::RngCore;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle_eq::ct_eq;
+
+pub use error::ApiError;
+pub use recovery::RecoveryRun;
+
+use crate::payment::{Payment, Status};
+use crate::store::rows::{self, NewEvent};
+use crate::store::{Committed, Op, Store};
+
+/// The shop's clock (Unix seconds). Tests move it to make time-cycle units due.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    }
+}
+
+/// Settings of the engine.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How long a client secret lets a shopper start paying.
+    pub secret_ttl_secs: i64,
+}
+
+/// What the merchant asks for.
+#[derive(Clone, Debug)]
+pub struct NewPayment {
+    pub currency: Currency,
+    pub order: Order,
+    pub order_ref: Option<String>,
+    pub description: Option<String>,
+    pub return_url: Option<String>,
+    pub notify_url: Option<String>,
+}
+
+pub struct Engine {
+    store: Store,
+    sam: Mutex<Sam>,
+    kvs: Vec<KeyVersion>,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    recoveries: Mutex<HashMap<String, RecoveryRun>>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    poisoned: AtomicBool,
+}
+
+pub(crate) fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+pub(crate) fn fresh_rnd() -> Rnd {
+    let mut r = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut r);
+    Rnd(r)
+}
+
+pub fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+/// Constant-time equality of two strings of public length (hashes).
+mod subtle_eq {
+    pub fn ct_eq(a: &str, b: &str) -> bool {
+        a.len() == b.len()
+            && a.bytes()
+                .zip(b.bytes())
+                .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+                == 0
+    }
+}
+
+impl Engine {
+    /// Builds the engine: the SAM is rebuilt from the database's journal.
+    pub fn open(
+        store: Store,
+        keys: SamKeys,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Result<Engine, crate::store::StoreError> {
+        let snapshot = store.read_now(rows::load_sam_snapshot)?;
+        let kvs = keys.mk_pur.keys().copied().collect();
+        Ok(Engine {
+            store,
+            sam: Mutex::new(Sam::restore(keys, snapshot)),
+            kvs,
+            locks: Mutex::new(HashMap::new()),
+            recoveries: Mutex::new(HashMap::new()),
+            clock,
+            settings,
+            poisoned: AtomicBool::new(false),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub fn currency(&self) -> Currency {
+        self.sam().keys().currency
+    }
+
+    pub(crate) fn sam(&self) -> MutexGuard<'_, Sam> {
+        // A panic while holding the SAM lock would be a bug; the state is still the
+        // SAM's last consistent state, so carry on rather than cascade.
+        self.sam.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn check_alive(&self) -> Result<(), ApiError> {
+        if self.poisoned.load(Ordering::Relaxed) {
+            return Err(ApiError::unavailable());
+        }
+        Ok(())
+    }
+
+    /// Awaits a submitted write; a failure stops the engine (nothing more is acknowledged
+    /// until a restart rebuilds the state from what is durable).
+    pub async fn durable(
+        &self,
+        c: Result<Committed, crate::store::StoreError>,
+    ) -> Result<(), ApiError> {
+        let r = match c {
+            Ok(c) => c.wait().await,
+            Err(e) => Err(e),
+        };
+        r.map_err(|e| {
+            tracing::error!("database write failed, refusing further requests until restart: {e}");
+            self.poisoned.store(true, Ordering::Relaxed);
+            ApiError::unavailable()
+        })
+    }
+
+    /// The lock that orders all requests on one payment.
+    pub async fn lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = {
+            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            locks.entry(id.to_string()).or_default().clone()
+        };
+        m.lock_owned().await
+    }
+
+    pub(crate) fn unlock_done(&self, p: &Payment) {
+        if p.status.is_terminal() {
+            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            locks.remove(&p.id);
+        }
+    }
+
+    pub async fn load(&self, id: &str) -> Result<Payment, ApiError> {
+        let id2 = id.to_string();
+        self.store
+            .read(move |c| rows::load_payment(c, &id2))
+            .await
+            .map_err(|_| ApiError::unavailable())?
+            .ok_or_else(|| ApiError::not_found("payment"))
+    }
+
+    /// The webhook event of a status change, in the same transaction as the change.
+    pub(crate) fn event(&self, p: &Payment, kind: &str) -> Op {
+        let id = format!("evt_{}", random_hex(12));
+        let body = json!({
+            "id": id,
+            "object": "event",
+            "type": kind,
+            "created": p.updated_at,
+            "data": { "object": p.merchant_view() },
+        });
+        rows::insert_event(NewEvent {
+            id,
+            payment_id: p.id.clone(),
+            kind: kind.to_string(),
+            created_at: p.updated_at,
+            body: body.to_string(),
+            notify_url: p.notify_url.clone(),
+        })
+    }
+
+    /// Creates a payment: the SAM begins (INITIALIZE ready), the payment is stored with
+    /// the hash of a fresh client secret. Returns the payment and the secret.
+    pub fn new_payment(&self, req: NewPayment) -> Result<(Payment, String), ApiError> {
+        self.check_alive()?;
+        if req.currency != self.currency() {
+            return Err(ApiError::bad_request(
+                "currency_not_supported",
+                format!(
+                    "this shop's purse service takes {}, not {}",
+                    self.currency(),
+                    req.currency
+                ),
+            ));
+        }
+        let rnd_s = fresh_rnd();
+        self.sam()
+            .begin(req.order, rnd_s)
+            .map_err(|e| ApiError::bad_request("invalid_order", e.to_string()))?;
+        let id = format!("pay_{}", random_hex(12));
+        let mut secret_bytes = [0u8; 24];
+        rand::rngs::OsRng.fill_bytes(&mut secret_bytes);
+        let secret = format!(
+            "{id}_secret_{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret_bytes)
+        );
+        let now = self.now();
+        let p = Payment {
+            id,
+            status: Status::Created,
+            currency: req.currency,
+            order: req.order,
+            order_ref: req.order_ref,
+            description: req.description,
+            return_url: req.return_url,
+            notify_url: req.notify_url,
+            created_at: now,
+            updated_at: now,
+            secret_hash: sha256_hex(secret.as_bytes()),
+            secret_expires_at: now + self.settings.secret_ttl_secs,
+            rnd_s,
+            sam_tx_seq: None,
+            card_id: None,
+            units: Units(0),
+            total: Amount(0),
+            balance_after: None,
+            pending_command: None,
+            init_answer: None,
+            last_answer: None,
+            next_due_at: None,
+            recovery_required: false,
+            failure: None,
+        };
+        Ok((p, secret))
+    }
+
+    /// The writes that store a new payment.
+    pub fn create_ops(&self, p: &Payment) -> Vec<Op> {
+        vec![rows::put_payment(p), self.event(p, "payment.created")]
+    }
+
+    /// Checks the shopper's client secret.
+    pub fn check_secret(&self, p: &Payment, secret: &str) -> Result<(), ApiError> {
+        if !ct_eq(&sha256_hex(secret.as_bytes()), &p.secret_hash) {
+            return Err(ApiError::new(
+                401,
+                "invalid_client_secret",
+                "the client secret does not belong to this payment",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The INITIALIZE commands of a payment waiting for a card: one per card key version
+    /// the SAM accepts (P2 is the card's KV; the shopper's side picks by the card's SELECT).
+    pub fn initialize_commands(&self, p: &Payment) -> Option<serde_json::Value> {
+        if p.status != Status::Created {
+            return None;
+        }
+        let sam = self.sam();
+        let begun = sam.begin(p.order, p.rnd_s).ok()?;
+        let list: Vec<_> = self
+            .kvs
+            .iter()
+            .map(|kv| {
+                json!({
+                    "kv": kv.0,
+                    "apdu": hex::encode(purse::commands::CardCommand::Initialize(begun.initialize(*kv)).encode()),
+                })
+            })
+            .collect();
+        Some(json!(list))
+    }
+
+    /// Moves a waiting payment whose client secret expired to `expired`. Returns the
+    /// payment as it is after the check.
+    pub(crate) async fn expire_if_due(&self, mut p: Payment) -> Result<Payment, ApiError> {
+        if p.status == Status::Created && self.now() >= p.secret_expires_at {
+            p.status = Status::Expired;
+            p.updated_at = self.now();
+            let ops = vec![rows::put_payment(&p), self.event(&p, "payment.expired")];
+            self.durable(self.store.submit(ops)).await?;
+        }
+        Ok(p)
+    }
+
+    /// Merchant: cancel a payment that no card has paid yet.
+    pub async fn cancel(&self, id: &str) -> Result<Payment, ApiError> {
+        self.check_alive()?;
+        let _g = self.lock(id).await;
+        let p = self.load(id).await?;
+        let mut p = self.expire_if_due(p).await?;
+        match p.status {
+            Status::Canceled => return Ok(p),
+            Status::Created => {}
+            s => {
+                return Err(ApiError::conflict(
+                    "payment_not_cancelable",
+                    format!("a payment that is {} can no longer be canceled", s.as_str()),
+                ))
+            }
+        }
+        p.status = Status::Canceled;
+        p.updated_at = self.now();
+        let ops = vec![rows::put_payment(&p), self.event(&p, "payment.canceled")];
+        self.durable(self.store.submit(ops)).await?;
+        self.unlock_done(&p);
+        Ok(p)
+    }
+
+    /// Expires every waiting payment whose secret has run out (the periodic sweep).
+    pub async fn sweep_expired(&self) -> Result<usize, ApiError> {
+        let now = self.now();
+        let ids: Vec<String> = self
+            .store
+            .read(move |c| {
+                let mut st = c.prepare("SELECT id FROM payments WHERE status = 'created' AND json_extract(data, '$.secret_expires_at') <= ?1")?;
+                let r = st.query_map([now], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>();
+                r
+            })
+            .await
+            .map_err(|_| ApiError::unavailable())?;
+        let mut n = 0;
+        for id in ids {
+            let _g = self.lock(&id).await;
+            let p = self.load(&id).await?;
+            if self.expire_if_due(p).await?.status == Status::Expired {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    pub fn mode_ok(order: &Order) -> bool {
+        order.mode != Mode::StatusOnly
+    }
+}

@@ -1,0 +1,194 @@
+//! Recovery over HTTP (spec 5.5): the shopper's side starts it when a card with pending
+//! transactions comes back; the SAM asks for INITIALIZE mode 00 and GET TRANSACTION PROOF,
+//! one request per command. Every input is authenticated by the card's MACs, so the
+//! endpoints need no client secret. Payments follow their transactions' outcomes.
+
+use std::time::{Duration, Instant};
+
+use purse::sam::{Outcome, Recovery, RecoveryStep, TxState};
+use purse::{CardId, KeyVersion, SamTxSeq};
+use serde_json::{json, Value};
+
+use super::checkout::Answer;
+use super::{fresh_rnd, random_hex, ApiError, Engine};
+use crate::payment::{Failure, Status};
+use crate::store::rows;
+use crate::store::Op;
+
+/// An unfinished recovery kept between requests (in memory: nothing durable happens
+/// until a transaction is decided, and a lost run is simply started again).
+pub struct RecoveryRun {
+    recovery: Recovery,
+    card_id: CardId,
+    /// The payments whose transactions this run may decide.
+    payments: Vec<String>,
+    started: Instant,
+}
+
+/// How long an unfinished recovery is kept.
+const RECOVERY_TTL: Duration = Duration::from_secs(120);
+
+impl Engine {
+    /// Starts recovering the pending transactions of `card`. Returns the run's id and
+    /// the INITIALIZE (mode 00) for the card.
+    pub async fn start_recovery(&self, card: CardId, kv: KeyVersion) -> Result<Value, ApiError> {
+        self.check_alive()?;
+        let started = {
+            let sam = self.sam();
+            let pending = sam.pending_for(card);
+            sam.start_recovery(card, kv, fresh_rnd())
+                .map(|(r, c)| (r, c, pending))
+        };
+        let Some((recovery, command, pending)) = started else {
+            return Err(ApiError::new(
+                404,
+                "nothing_to_recover",
+                "this card has no payment waiting for recovery here",
+            ));
+        };
+        let mut payments = Vec::new();
+        for seq in pending {
+            if let Some(p) = self
+                .store
+                .read(move |c| rows::payment_by_tx(c, seq))
+                .await
+                .map_err(|_| ApiError::unavailable())?
+            {
+                payments.push(p.id);
+            }
+        }
+        let id = format!("rec_{}", random_hex(12));
+        let mut runs = self.recoveries.lock().unwrap_or_else(|e| e.into_inner());
+        runs.retain(|_, r| r.started.elapsed() < RECOVERY_TTL);
+        runs.insert(
+            id.clone(),
+            RecoveryRun {
+                recovery,
+                card_id: card,
+                payments,
+                started: Instant::now(),
+            },
+        );
+        Ok(
+            json!({ "id": id, "object": "recovery", "card_id": card.to_hex(), "command": hex::encode(command.encode()), "done": false }),
+        )
+    }
+
+    /// The card's answer to the recovery's last command.
+    pub async fn recovery_answer(&self, id: &str, answer: Answer) -> Result<Value, ApiError> {
+        self.check_alive()?;
+        let exchange = match &answer {
+            None => purse::sam::Exchange::Failed,
+            Some(h) => {
+                let b = hex::decode(h).map_err(|_| {
+                    ApiError::bad_request("invalid_apdu", "the card answer is not hex")
+                })?;
+                purse::sam::Exchange::from_bytes(Some(&b))
+            }
+        };
+        let mut run = {
+            let mut runs = self.recoveries.lock().unwrap_or_else(|e| e.into_inner());
+            runs.remove(id).ok_or_else(|| {
+                ApiError::not_found("recovery (it may have finished or expired; start again)")
+            })?
+        };
+        // Hold the locks of every payment the run may decide, in a fixed order.
+        let mut ids = run.payments.clone();
+        ids.sort();
+        let mut guards = Vec::new();
+        for pid in &ids {
+            guards.push(self.lock(pid).await);
+        }
+        let mut payments = Vec::new();
+        for pid in &ids {
+            payments.push(self.load(pid).await?);
+        }
+        let now = self.now();
+        let (reply, committed) = {
+            let mut sam = self.sam();
+            let step = sam.recovery_answer(&mut run.recovery, &exchange);
+            let (durable, reply, outcomes) = match step {
+                RecoveryStep::Send { command, durable } => {
+                    (durable, Some(hex::encode(command.encode())), Vec::new())
+                }
+                RecoveryStep::Done { outcomes, durable } => (durable, None, outcomes),
+            };
+            let mut ops: Vec<Op> = durable.iter().map(rows::put_sam).collect();
+            for d in &durable {
+                let Some(p) = payments
+                    .iter_mut()
+                    .find(|p| p.sam_tx_seq == Some(d.tx.sam_tx_seq))
+                else {
+                    continue;
+                };
+                p.updated_at = now;
+                p.pending_command = None;
+                p.recovery_required = false;
+                p.next_due_at = None;
+                let kind = match (d.tx.state, &d.tx.confirmed) {
+                    (TxState::Completed, Some(c)) => {
+                        p.units = c.units;
+                        p.total = c.total;
+                        p.balance_after = Some(c.balance_after);
+                        p.status = Status::Succeeded;
+                        "payment.succeeded"
+                    }
+                    _ => {
+                        p.status = Status::Failed;
+                        p.failure = Some(Failure {
+                            code: "not_debited".into(),
+                            message:
+                                "recovery found that the card was not debited; nothing was charged"
+                                    .into(),
+                        });
+                        "payment.failed"
+                    }
+                };
+                ops.push(rows::put_payment(p));
+                ops.push(self.event(p, kind));
+            }
+            (
+                json_reply(id, run.card_id, reply.as_deref(), &outcomes, &payments),
+                self.store.submit(ops),
+            )
+        };
+        self.durable(committed).await?;
+        if reply["done"] == json!(false) {
+            run.started = Instant::now();
+            let mut runs = self.recoveries.lock().unwrap_or_else(|e| e.into_inner());
+            runs.insert(id.to_string(), run);
+        }
+        for p in &payments {
+            self.unlock_done(p);
+        }
+        drop(guards);
+        Ok(reply)
+    }
+}
+
+fn json_reply(
+    id: &str,
+    card: CardId,
+    command: Option<&str>,
+    outcomes: &[(SamTxSeq, Outcome)],
+    payments: &[crate::payment::Payment],
+) -> Value {
+    let outcomes: Vec<Value> = outcomes
+        .iter()
+        .map(|(seq, o)| {
+            let pid = payments.iter().find(|p| p.sam_tx_seq == Some(*seq)).map(|p| p.id.clone());
+            json!({
+                "payment": pid,
+                "outcome": match o { Outcome::Completed => "completed", Outcome::Voided => "voided", Outcome::Pending => "pending" },
+            })
+        })
+        .collect();
+    json!({
+        "id": id,
+        "object": "recovery",
+        "card_id": card.to_hex(),
+        "command": command,
+        "done": command.is_none(),
+        "outcomes": outcomes,
+    })
+}

@@ -1,0 +1,266 @@
+//! Reading and writing the rows: payments, the SAM's journal and counters, webhook
+//! events, idempotency records and settlement batches. Writes are [`Op`]s for the group
+//! commit; reads take a connection.
+
+use purse::sam::{Durable, SamTx, Snapshot};
+use purse::{CloseSeq, SamTxSeq};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::Op;
+use crate::payment::{Payment, Status};
+
+fn to_json<T: serde::Serialize>(v: &T) -> rusqlite::Result<String> {
+    serde_json::to_string(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// Inserts or updates a payment. Refuses to move a stored terminal status (the check is
+/// in SQL, so no caller can regress a payment by accident).
+pub fn put_payment(p: &Payment) -> Op {
+    let p = p.clone();
+    Box::new(move |tx: &Transaction<'_>| {
+        let data = to_json(&p)?;
+        let stored: Option<String> = tx
+            .query_row("SELECT status FROM payments WHERE id = ?1", [&p.id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if let Some(s) = stored.as_deref().and_then(Status::parse) {
+            if !s.may_become(p.status) {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    format!(
+                        "payment {} may not move from {} to {}",
+                        p.id,
+                        s.as_str(),
+                        p.status.as_str()
+                    )
+                    .into(),
+                ));
+            }
+        }
+        tx.execute(
+            "INSERT INTO payments (id, status, currency, amount, order_ref, sam_tx_seq, created_at, updated_at, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT(id) DO UPDATE SET status = ?2, sam_tx_seq = ?6, updated_at = ?8, data = ?9",
+            params![
+                p.id,
+                p.status.as_str(),
+                p.currency.numeric(),
+                p.order.unit_amount.0,
+                p.order_ref,
+                p.sam_tx_seq.map(|s| s.0),
+                p.created_at,
+                p.updated_at,
+                data
+            ],
+        )?;
+        Ok(())
+    })
+}
+
+pub fn load_payment(conn: &Connection, id: &str) -> rusqlite::Result<Option<Payment>> {
+    conn.query_row("SELECT data FROM payments WHERE id = ?1", [id], |r| {
+        r.get::<_, String>(0)
+    })
+    .optional()?
+    .map(|d| from_json(&d))
+    .transpose()
+}
+
+pub fn payment_by_tx(conn: &Connection, seq: SamTxSeq) -> rusqlite::Result<Option<Payment>> {
+    conn.query_row(
+        "SELECT data FROM payments WHERE sam_tx_seq = ?1",
+        [seq.0],
+        |r| r.get::<_, String>(0),
+    )
+    .optional()?
+    .map(|d| from_json(&d))
+    .transpose()
+}
+
+/// Filters of the payment listing (newest first, keyset-paginated by `starting_after`).
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    pub status: Option<Status>,
+    pub order_ref: Option<String>,
+    pub created_gte: Option<i64>,
+    pub created_lt: Option<i64>,
+    pub starting_after: Option<String>,
+    pub limit: u32,
+}
+
+pub fn list_payments(conn: &Connection, f: &ListFilter) -> rusqlite::Result<Vec<Payment>> {
+    let after: Option<(i64, String)> = match &f.starting_after {
+        Some(id) => conn
+            .query_row(
+                "SELECT created_at, id FROM payments WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?,
+        None => None,
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT data FROM payments
+         WHERE (?1 IS NULL OR status = ?1)
+           AND (?2 IS NULL OR order_ref = ?2)
+           AND (?3 IS NULL OR created_at >= ?3)
+           AND (?4 IS NULL OR created_at < ?4)
+           AND (?5 IS NULL OR (created_at, id) < (?5, ?6))
+         ORDER BY created_at DESC, id DESC
+         LIMIT ?7",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            f.status.map(Status::as_str),
+            f.order_ref,
+            f.created_gte,
+            f.created_lt,
+            after.as_ref().map(|a| a.0),
+            after.as_ref().map(|a| a.1.clone()),
+            f.limit
+        ],
+        |r| r.get::<_, String>(0),
+    )?;
+    rows.map(|d| d.and_then(|d| from_json(&d))).collect()
+}
+
+/// Totals of the payments that settle in the open period, per status.
+pub fn open_totals(conn: &Connection) -> rusqlite::Result<Vec<(String, i64, i64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT state, COUNT(*), COALESCE(SUM(json_extract(data, '$.confirmed.total')), 0)
+         FROM sam_tx WHERE settled_in IS NULL GROUP BY state ORDER BY state",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
+/// Stores a SAM durable record: the transaction's new state and the counter.
+pub fn put_sam(d: &Durable) -> Op {
+    let d = d.clone();
+    Box::new(move |tx: &Transaction<'_>| {
+        let state = to_json(&d.tx.state)?;
+        tx.execute(
+            "INSERT INTO sam_tx (sam_tx_seq, card_id, state, settled_in, data) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(sam_tx_seq) DO UPDATE SET state = ?3, settled_in = ?4, data = ?5",
+            params![d.tx.sam_tx_seq.0, d.tx.card_id.to_hex(), state.trim_matches('"'), d.tx.settled_in.map(|c| c.0), to_json(&d.tx)?],
+        )?;
+        // The counter only grows, whatever order records arrive in.
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('next_tx_seq', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = MAX(value, ?1)",
+            [d.next_tx_seq.0],
+        )?;
+        Ok(())
+    })
+}
+
+pub fn set_meta(key: &'static str, value: i64) -> Op {
+    Box::new(move |tx: &Transaction<'_>| {
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+            params![key, value],
+        )?;
+        Ok(())
+    })
+}
+
+pub fn get_meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<i64>> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+}
+
+/// What the SAM needs at start: the counters and every transaction not yet done with.
+pub fn load_sam_snapshot(conn: &Connection) -> rusqlite::Result<Snapshot> {
+    let next = get_meta(conn, "next_tx_seq")?.unwrap_or(1);
+    let last_close = get_meta(conn, "last_close_seq")?.unwrap_or(0);
+    let mut stmt =
+        conn.prepare("SELECT data FROM sam_tx WHERE settled_in IS NULL ORDER BY sam_tx_seq")?;
+    let open: Vec<SamTx> = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .map(|d| d.and_then(|d| from_json(&d)))
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Snapshot {
+        next_tx_seq: SamTxSeq(u32::try_from(next).unwrap_or(u32::MAX)),
+        last_close_seq: CloseSeq(u32::try_from(last_close).unwrap_or(u32::MAX)),
+        open: open.into_iter().filter(|t| !t.is_done()).collect(),
+    })
+}
+
+/// A webhook event to deliver (the outbox).
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub id: String,
+    pub payment_id: String,
+    pub kind: String,
+    pub created_at: i64,
+    pub body: String,
+    pub notify_url: Option<String>,
+}
+
+pub fn insert_event(e: NewEvent) -> Op {
+    Box::new(move |tx: &Transaction<'_>| {
+        tx.execute(
+            "INSERT INTO events (id, payment_id, type, created_at, body, notify_url, next_attempt_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?4)",
+            params![e.id, e.payment_id, e.kind, e.created_at, e.body, e.notify_url],
+        )?;
+        Ok(())
+    })
+}
+
+/// A stored idempotent response: the hash of the request body and the response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Idempotent {
+    pub body_hash: String,
+    pub status: u16,
+    pub response: String,
+}
+
+pub fn get_idempotent(conn: &Connection, key: &str) -> rusqlite::Result<Option<Idempotent>> {
+    conn.query_row(
+        "SELECT body_hash, status, response FROM idempotency WHERE key = ?1",
+        [key],
+        |r| {
+            Ok(Idempotent {
+                body_hash: r.get(0)?,
+                status: r.get(1)?,
+                response: r.get(2)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// Records the response of an idempotent request; the first record of a key wins.
+pub fn put_idempotent(key: String, rec: Idempotent, at: i64) -> Op {
+    Box::new(move |tx: &Transaction<'_>| {
+        let n = tx.execute(
+            "INSERT INTO idempotency (key, body_hash, status, response, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(key) DO NOTHING",
+            params![key, rec.body_hash, rec.status, rec.response, at],
+        )?;
+        if n == 0 {
+            // Two requests with one key raced: the later one must not commit its payment.
+            return Err(rusqlite::Error::ToSqlConversionFailure(
+                "idempotency key already used".into(),
+            ));
+        }
+        Ok(())
+    })
+}
+
+pub fn insert_batch(close_seq: CloseSeq, created_at: i64, body: String) -> Op {
+    Box::new(move |tx: &Transaction<'_>| {
+        tx.execute(
+            "INSERT INTO batches (close_seq, created_at, body) VALUES (?1, ?2, ?3)",
+            params![close_seq.0, created_at, body],
+        )?;
+        Ok(())
+    })
+}

@@ -1,0 +1,84 @@
+//! The database schema as numbered migrations, applied in order and recorded in
+//! `PRAGMA user_version`. A migration never changes once released: add a new one.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: payments, the SAM's journal and counters, the webhook outbox, idempotency keys,
+    // settlement batches.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE sam_tx (
+        sam_tx_seq INTEGER PRIMARY KEY,
+        card_id    TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        settled_in INTEGER,
+        data       TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX sam_tx_open ON sam_tx(settled_in, state);
+    CREATE TABLE payments (
+        id          TEXT PRIMARY KEY,
+        status      TEXT NOT NULL,
+        currency    INTEGER NOT NULL,
+        amount      INTEGER NOT NULL,
+        order_ref   TEXT,
+        sam_tx_seq  INTEGER UNIQUE,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        data        TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX payments_created ON payments(created_at, id);
+    CREATE INDEX payments_status ON payments(status, created_at);
+    CREATE TABLE events (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        id              TEXT NOT NULL UNIQUE,
+        payment_id      TEXT NOT NULL,
+        type            TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        body            TEXT NOT NULL,
+        notify_url      TEXT,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        delivered_at    INTEGER,
+        last_error      TEXT
+    ) STRICT;
+    CREATE INDEX events_due ON events(delivered_at, next_attempt_at);
+    CREATE TABLE idempotency (
+        key        TEXT PRIMARY KEY,
+        body_hash  TEXT NOT NULL,
+        status     INTEGER NOT NULL,
+        response   TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE batches (
+        close_seq  INTEGER PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        body       TEXT NOT NULL,
+        file       TEXT,
+        posted_at  INTEGER
+    ) STRICT;
+    "#,
+];
+
+/// Brings the database to the newest schema, each migration in its own transaction.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let found: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = MIGRATIONS.len() as u32;
+    if found > known {
+        return Err(StoreError::TooNew { found, known });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = i as u32 + 1;
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)
+            .and_then(|()| tx.pragma_update(None, "user_version", version))
+            .map_err(|source| StoreError::Migration { version, source })?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,243 @@
+//! Test harness of the shop plugin: a real server on loopback over a real SQLite file,
+//! with a clock the test moves, an HTTP client, and purse cards in process.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use purse::card::{Card, CardState, MemoryStore};
+use purse::commands::{CardCommand, SelectInfo};
+use purse::keys::{IssuerKeys, MasterKeys, SamKeys};
+use purse::{Amount, CardId, Currency, Key, KeyVersion, Rnd, SamId};
+use serde_json::Value;
+use shop_plugin::engine::{sha256_hex, Clock, Engine, Settings};
+use shop_plugin::http::{self, App};
+use shop_plugin::store::Store;
+
+pub const API_KEY: &str = "sk_test_0123456789";
+pub const ORIGIN: &str = "https://shop.example";
+pub const T0: i64 = 1_795_000_000;
+
+/// A clock the test sets.
+pub struct TestClock(pub AtomicI64);
+
+impl Clock for TestClock {
+    fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+pub fn issuer() -> IssuerKeys {
+    let mut versions = BTreeMap::new();
+    versions.insert(
+        KeyVersion(1),
+        MasterKeys {
+            mk_pur: Key::from_bytes([0x11; 16]),
+            mk_tac: Key::from_bytes([0x12; 16]),
+            mk_sam: Key::from_bytes([0x13; 16]),
+        },
+    );
+    IssuerKeys { versions }
+}
+
+pub fn sam_keys() -> SamKeys {
+    SamKeys::issue(
+        &issuer(),
+        SamId([0x5A, 0, 0, 0, 0, 0, 0, 7]),
+        Currency::EUR,
+        KeyVersion(1),
+        &[KeyVersion(1)],
+    )
+    .expect("sam keys")
+}
+
+/// A running plugin on loopback.
+pub struct Plugin {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    pub clock: Arc<TestClock>,
+    pub dir: PathBuf,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "shop-plugin-{name}-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn rand_suffix() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl Plugin {
+    pub async fn start(name: &str) -> Plugin {
+        Plugin::start_in(temp_dir(name)).await
+    }
+
+    /// Starts (or restarts) a plugin over the database in `dir`.
+    pub async fn start_in(dir: PathBuf) -> Plugin {
+        let store = Store::open(&dir.join("plugin.db")).expect("store");
+        let clock = Arc::new(TestClock(AtomicI64::new(T0)));
+        let engine = Engine::open(
+            store,
+            sam_keys(),
+            clock.clone(),
+            Settings {
+                secret_ttl_secs: 1800,
+            },
+        )
+        .expect("engine");
+        let app = Arc::new(App {
+            engine,
+            api_key_hashes: vec![sha256_hex(API_KEY.as_bytes())],
+            allowed_origins: vec![ORIGIN.to_string()],
+            checkout_js: shop_plugin::CHECKOUT_JS,
+        });
+        let addr = http::spawn(app.clone(), "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("bind");
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        Plugin {
+            addr,
+            app,
+            clock,
+            dir,
+            client,
+        }
+    }
+
+    pub fn set_time(&self, t: i64) {
+        self.clock.0.store(t, Ordering::SeqCst);
+    }
+
+    /// One HTTP request; returns the status and the JSON body (Null when empty).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut b = hyper::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{}", self.addr, path))
+            .header("content-type", "application/json");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let req = b
+            .body(Full::new(Bytes::from(
+                body.map(|v| v.to_string()).unwrap_or_default(),
+            )))
+            .expect("request");
+        let resp = self.client.request(req).await.expect("HTTP exchange");
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, v)
+    }
+
+    pub async fn merchant(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let auth = format!("Bearer {API_KEY}");
+        self.request(method, path, body, &[("authorization", &auth)])
+            .await
+    }
+
+    pub async fn shopper(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.request("POST", path, Some(body), &[("origin", ORIGIN)])
+            .await
+    }
+}
+
+/// A purse card in process, driven with hex APDUs as the browser side would.
+pub struct TestCard {
+    pub card: Card,
+}
+
+impl TestCard {
+    pub fn new(id: u8, balance: u32) -> TestCard {
+        let card_id = CardId([0x10, 0, 0, 0, 0, 0, 0, id]);
+        let m = issuer();
+        let m = m.get(KeyVersion(1)).expect("kv");
+        let state = CardState::new(
+            card_id,
+            KeyVersion(1),
+            Currency::EUR,
+            Amount(balance),
+            m.k_pur(card_id),
+            m.k_tac(card_id),
+        );
+        let mut n = 0u8;
+        TestCard {
+            card: Card::new(
+                state,
+                Box::new(move || {
+                    n = n.wrapping_add(1);
+                    Rnd([n ^ id; 16])
+                }),
+            ),
+        }
+    }
+
+    pub fn run(&mut self, apdu_hex: &str) -> String {
+        let apdu = hex::decode(apdu_hex).expect("hex APDU");
+        hex::encode(self.card.process(&apdu, &mut MemoryStore))
+    }
+
+    pub fn select(&mut self) -> SelectInfo {
+        let r = self
+            .card
+            .process(&CardCommand::select().encode(), &mut MemoryStore);
+        SelectInfo::parse(&r[..r.len() - 2]).expect("FCI")
+    }
+
+    pub fn balance(&self) -> u32 {
+        self.card.state().balance.0
+    }
+
+    /// The INITIALIZE of a created payment for this card's KV, run on the card.
+    pub fn initialize(&mut self, payment: &Value) -> (u8, String) {
+        let kv = self.select().kv.0;
+        let apdu = payment["initialize"]
+            .as_array()
+            .and_then(|a| a.iter().find(|i| i["kv"] == kv))
+            .and_then(|i| i["apdu"].as_str())
+            .expect("an INITIALIZE for the card's key version")
+            .to_string();
+        (kv, self.run(&apdu))
+    }
+}
+
+/// Creates a single purchase through the merchant API; returns (id, secret, payment).
+pub async fn create_single(p: &Plugin, amount: u32) -> (String, String, Value) {
+    let (s, v) = p
+        .merchant("POST", "/v1/payments", Some(&serde_json::json!({"amount": amount, "currency": "EUR", "order_reference": "order-1", "description": "Tea"})))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    (
+        v["id"].as_str().expect("id").to_string(),
+        v["client_secret"].as_str().expect("secret").to_string(),
+        v,
+    )
+}
