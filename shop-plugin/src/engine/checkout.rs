@@ -137,12 +137,14 @@ impl Engine {
         }
     }
 
-    /// Completes the DEBIT or TICK in flight with the card's answer. Returns the writes.
+    /// Completes the DEBIT or TICK in flight with the card's answer and queues the
+    /// writes while the SAM lock is held (the database must see SAM records in the
+    /// SAM's order: a close running next must not be overwritten by an older record).
     fn complete_in_flight(
         &self,
         p: &mut Payment,
         answer: &Answer,
-    ) -> Result<Option<Vec<Op>>, ApiError> {
+    ) -> Result<crate::store::Committed, ApiError> {
         let Some(seq) = p.sam_tx_seq else {
             return Err(ApiError::conflict(
                 "nothing_in_flight",
@@ -223,15 +225,15 @@ impl Engine {
             }
             Completion::Lost => {
                 p.recovery_required = true;
-                drop(sam);
                 ops.push(rows::put_payment(p));
-                return Ok(Some(ops));
+                return self.store.submit(ops).map_err(|_| ApiError::unavailable());
             }
         };
-        drop(sam);
         ops.push(rows::put_payment(p));
         ops.push(self.event(p, kind));
-        Ok(Some(ops))
+        let committed = self.store.submit(ops).map_err(|_| ApiError::unavailable());
+        drop(sam);
+        committed
     }
 
     /// The card's answer to the DEBIT or TICK in flight.
@@ -263,14 +265,8 @@ impl Engine {
 
     /// Completes the command in flight (if an answer is given) and makes it durable.
     async fn commit_step(&self, p: &mut Payment, answer: Answer) -> Result<(), ApiError> {
-        let ops = {
-            let ops = self.complete_in_flight(p, &answer)?;
-            ops.map(|ops| self.store.submit(ops))
-        };
-        if let Some(c) = ops {
-            self.durable(c).await?;
-        }
-        Ok(())
+        let committed = self.complete_in_flight(p, &answer)?;
+        self.durable(Ok(committed)).await
     }
 
     /// Time-cycle: complete the previous unit (if its answer is given), then issue the
