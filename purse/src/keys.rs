@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::crypto::{div, DivType, Key};
 use crate::types::{CardId, Currency, KeyVersion, SamId};
@@ -180,7 +181,7 @@ impl SamKeys {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 struct MasterKeysJson {
     mk_pur: String,
     mk_tac: String,
@@ -201,6 +202,14 @@ struct SamKeysJson {
     key_version: KeyVersion,
     k_sam: String,
     mk_pur: BTreeMap<String, String>,
+}
+
+impl Drop for SamKeysJson {
+    /// The hex text of the keys is key material too.
+    fn drop(&mut self) {
+        self.k_sam.zeroize();
+        self.mk_pur.values_mut().for_each(Zeroize::zeroize);
+    }
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(s: &str, expected: &'static str) -> Result<T, KeysError> {
