@@ -2,6 +2,7 @@
 //! stand in for the card issuer and for a physical card on this machine.
 
 pub mod emulator;
-pub mod files;
+/// Key, card and batch files (one implementation for every binary).
+pub use secure_files as files;
 pub mod office;
 pub mod pcsc_link;

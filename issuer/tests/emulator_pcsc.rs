@@ -6,8 +6,6 @@
 //! Needs a running pcscd with the vpcd driver (scripts/test-all starts one): without it
 //! these tests fail, they do not skip.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::Instant;
@@ -18,7 +16,10 @@ use purse::commands::{
 use purse::macs::{self, SessionParams};
 use purse::{Amount, CardId, DateTime, Mode, Nt, Rnd, SamId, SamTxSeq, Units, APP_VERSION};
 use purse_issuer::emulator::atr::ATR;
-use support::*;
+use testkit::*;
+
+/// The binary under test (these tests exercise the process, signals included).
+const CARD_EMULATOR: &str = env!("CARGO_BIN_EXE_card-emulator");
 
 const SAM_ID: SamId = SamId([0x5A, 0x4D, 0, 0, 0, 0, 0, 1]);
 const INS_DEBIT: u8 = 0x54;
@@ -72,7 +73,7 @@ fn card_appears_with_our_atr_and_select_returns_the_fci() {
     let lock = SlotLock::acquire(SLOT_0);
     let dir = TestDir::new("emu-select");
     let (path, id) = card_file(&dir, 1, 5000);
-    let _emu = Emulator::spawn(&lock, &path);
+    let _emu = Emulator::spawn(CARD_EMULATOR, &lock, &path);
     let ctx = pcsc_context();
     wait_present(&ctx, SLOT_0.reader);
     let card = connect(&ctx, SLOT_0.reader);
@@ -97,7 +98,7 @@ fn apdu_round_trip_latency() {
     let lock = SlotLock::acquire(SLOT_1);
     let dir = TestDir::new("emu-latency");
     let (path, _) = card_file(&dir, 2, 100);
-    let _emu = Emulator::spawn(&lock, &path);
+    let _emu = Emulator::spawn(CARD_EMULATOR, &lock, &path);
     let ctx = pcsc_context();
     wait_present(&ctx, SLOT_1.reader);
     let card = connect(&ctx, SLOT_1.reader);
@@ -129,7 +130,7 @@ fn remove_and_insert_follow_the_control_socket_and_signals() {
     let lock = SlotLock::acquire(SLOT_1);
     let dir = TestDir::new("emu-insert");
     let (path, id) = card_file(&dir, 3, 700);
-    let emu = Emulator::spawn_with(&lock, &path, &["--removed"]);
+    let emu = Emulator::spawn_with(CARD_EMULATOR, &lock, &path, &["--removed"]);
     let ctx = pcsc_context();
     let st = emu.status();
     assert!(!st.inserted && !st.connected, "{st:?}");
@@ -169,7 +170,7 @@ fn debit_is_persisted_0600_and_survives_a_restart() {
     let lock = SlotLock::acquire(SLOT_0);
     let dir = TestDir::new("emu-debit");
     let (path, id) = card_file(&dir, 4, 1000);
-    let emu = Emulator::spawn(&lock, &path);
+    let emu = Emulator::spawn(CARD_EMULATOR, &lock, &path);
     let ctx = pcsc_context();
     wait_present(&ctx, SLOT_0.reader);
     let card = connect(&ctx, SLOT_0.reader);
@@ -192,7 +193,7 @@ fn debit_is_persisted_0600_and_survives_a_restart() {
     drop(card);
     emu.stop();
     wait_absent(&ctx, SLOT_0.reader);
-    let _emu = Emulator::spawn(&lock, &path);
+    let _emu = Emulator::spawn(CARD_EMULATOR, &lock, &path);
     wait_present(&ctx, SLOT_0.reader);
     let info = select_purse(&connect(&ctx, SLOT_0.reader));
     assert_eq!((info.balance, info.nt_last), (Amount(750), Nt(1)));
@@ -204,7 +205,7 @@ fn pull_before_debit_fails_the_transmit_and_changes_nothing() {
     let dir = TestDir::new("emu-pull-before");
     let (path, id) = card_file(&dir, 5, 1000);
     let before = std::fs::read_to_string(&path).unwrap();
-    let emu = Emulator::spawn(&lock, &path);
+    let emu = Emulator::spawn(CARD_EMULATOR, &lock, &path);
     let ctx = pcsc_context();
     wait_present(&ctx, SLOT_1.reader);
     let card = connect(&ctx, SLOT_1.reader);
@@ -229,7 +230,7 @@ fn pull_after_debit_persists_but_loses_the_response() {
     let lock = SlotLock::acquire(SLOT_0);
     let dir = TestDir::new("emu-pull-after");
     let (path, id) = card_file(&dir, 6, 1000);
-    let emu = Emulator::spawn(&lock, &path);
+    let emu = Emulator::spawn(CARD_EMULATOR, &lock, &path);
     let ctx = pcsc_context();
     wait_present(&ctx, SLOT_0.reader);
     let card = connect(&ctx, SLOT_0.reader);
@@ -263,7 +264,7 @@ fn scriptor_from_pcsc_tools_selects_the_purse() {
     let lock = SlotLock::acquire(SLOT_0);
     let dir = TestDir::new("emu-scriptor");
     let (path, id) = card_file(&dir, 7, 4321);
-    let _emu = Emulator::spawn(&lock, &path);
+    let _emu = Emulator::spawn(CARD_EMULATOR, &lock, &path);
     let ctx = pcsc_context();
     wait_present(&ctx, SLOT_0.reader);
     let script = dir.join("select.apdu");

@@ -2,8 +2,6 @@
 //! framing, control bytes, garbage APDUs, oversize frames, connection refused and
 //! reconnection, and pulls, all observed on the wire.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -12,7 +10,10 @@ use std::time::Duration;
 use purse::commands::{CardCommand, SelectInfo};
 use purse::{Amount, CardId};
 use purse_issuer::emulator::atr::ATR;
-use support::*;
+use testkit::*;
+
+/// The binary under test (these tests exercise the process, signals included).
+const CARD_EMULATOR: &str = env!("CARGO_BIN_EXE_card-emulator");
 
 const WIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -75,7 +76,7 @@ fn speaks_vpcd_survives_garbage_and_reconnects() {
         .local_addr()
         .unwrap()
         .port();
-    let emu = Emulator::spawn_on_port(port, &path, &[]);
+    let emu = Emulator::spawn_on_port(CARD_EMULATOR, port, &path, &[]);
     assert!(!emu.status().connected);
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("rebinding the test port");
     let mut s = accept(&listener);

@@ -4,8 +4,6 @@
 //! of the period, and the issuer tool accepting the batch and rejecting a tampered copy.
 //! The `pcsc-pay` demo (the README's main job) is run the same way.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -17,10 +15,13 @@ use purse::surrogate::{Journal, MemoryJournal, Surrogate, SurrogateError};
 use purse::{Amount, CardId, Currency, DateTime, Rnd, SamId, SamTxSeq, Units};
 use purse_issuer::files::write_atomic;
 use purse_issuer::pcsc_link::{establish, wait_for_card, PcscLink};
-use support::{
+use testkit::{
     new_card_state, read_card_state, test_master_keys, write_card_state, Emulator, SlotLock,
     TestDir, SLOT_1, TEST_KV,
 };
+
+/// The binary under test (these tests exercise the process, signals included).
+const CARD_EMULATOR: &str = env!("CARGO_BIN_EXE_card-emulator");
 
 const T0: u32 = 1_795_000_000;
 const WAIT: Duration = Duration::from_secs(10);
@@ -74,7 +75,7 @@ fn purchases_recovery_settlement_and_clearing_through_pcscd() {
         &card_file,
         &new_card_state(CardId([0x10, 0, 0, 0, 0, 0, 0, 7]), Amount(10_000)),
     );
-    let emu = Emulator::spawn(&lock, &card_file);
+    let emu = Emulator::spawn(CARD_EMULATOR, &lock, &card_file);
     let mut sam = Sam::new(sam_keys());
     let mut journal = MemoryJournal::default();
     let mut link = connect(reader);
@@ -260,7 +261,7 @@ fn the_demo_pays_recovers_and_settles() {
         &card_file,
         &new_card_state(CardId([0x10, 0, 0, 0, 0, 0, 0, 8]), Amount(10_000)),
     );
-    let emu = Emulator::spawn(&lock, &card_file);
+    let emu = Emulator::spawn(CARD_EMULATOR, &lock, &card_file);
     let sam = dir.join("sam.json");
     write_atomic(&sam, sam_keys().to_json().expect("json").as_bytes(), 0o600).expect("sam keys");
     let batch = dir.join("batch.json");

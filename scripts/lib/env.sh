@@ -8,6 +8,10 @@
 #   start_pcscd; trap stop_pcscd EXIT
 
 PURSE_DEPS=(pcscd libpcsclite-dev vsmartcard-vpcd pkg-config pcsc-tools)
+# The browser end-to-end test (extension/e2e) drives Debian's Chromium; node and npm
+# (the machine's, else Debian's) run it.
+PURSE_DEPS+=(chromium)
+command -v npm >/dev/null 2>&1 || PURSE_DEPS+=(nodejs npm)
 PURSE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # pcscd's PID file and log (when we start it) live here.
 PURSE_RUN_DIR="${PURSE_RUN_DIR:-$PURSE_ROOT/target/run}"
@@ -50,6 +54,19 @@ install_deps() {
   if ! command -v cargo >/dev/null 2>&1; then
     _purse_log "cargo not found: install Rust (e.g. https://rustup.rs) and retry"
     return 1
+  fi
+  _purse_npm_ci
+}
+
+# The extension's npm packages (playwright-core, addons-linter, ajv) from its lockfile,
+# when node_modules is missing or older than the lockfile.
+_purse_npm_ci() {
+  local ext="$PURSE_ROOT/extension"
+  [ -f "$ext/package-lock.json" ] || return 0
+  if [ ! -f "$ext/node_modules/.package-lock.json" ] ||
+    [ "$ext/package-lock.json" -nt "$ext/node_modules/.package-lock.json" ]; then
+    _purse_log "npm ci in extension/"
+    (cd "$ext" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 }
 

@@ -24,6 +24,10 @@ pub struct Config {
     pub merchant: Merchant,
     pub webhooks: Webhooks,
     pub settlement: Settlement,
+    /// Extra CA certificates (PEM) trusted for outbound HTTPS (notify URLs, the clearing
+    /// office) besides the public web roots: for a private CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -38,6 +42,18 @@ pub struct Merchant {
 pub struct Webhooks {
     /// The file holding the shop's webhook signing secret (mode 0600).
     pub secret_file: PathBuf,
+    /// The retry schedule after a failed delivery: the first delay, doubling up to
+    /// `retry_max_delay_secs`, until `retry_give_up_secs` of delays have passed; then the
+    /// event is kept as failed (`shop-plugin events list --failed`, `events retry`).
+    #[serde(default = "default_retry_first")]
+    pub retry_first_secs: i64,
+    #[serde(default = "default_retry_max_delay")]
+    pub retry_max_delay_secs: i64,
+    #[serde(default = "default_retry_give_up")]
+    pub retry_give_up_secs: i64,
+    /// How long one delivery may take (connect, send, the receiver's answer).
+    #[serde(default = "default_http_timeout")]
+    pub timeout_secs: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -48,10 +64,29 @@ pub struct Settlement {
     /// The clearing office's URL to POST batches to (optional).
     #[serde(default)]
     pub clearing_url: Option<String>,
+    /// How long one upload to the clearing office may take.
+    #[serde(default = "default_http_timeout")]
+    pub timeout_secs: u64,
 }
 
 fn default_ttl() -> i64 {
     30 * 60
+}
+
+fn default_retry_first() -> i64 {
+    crate::webhooks::Backoff::DEFAULT.first_secs
+}
+
+fn default_retry_max_delay() -> i64 {
+    crate::webhooks::Backoff::DEFAULT.max_delay_secs
+}
+
+fn default_retry_give_up() -> i64 {
+    crate::webhooks::Backoff::DEFAULT.give_up_secs
+}
+
+fn default_http_timeout() -> u64 {
+    10
 }
 
 impl Config {
@@ -67,11 +102,41 @@ impl Config {
             &mut c.sam_keys,
             &mut c.webhooks.secret_file,
             &mut c.settlement.outbox,
-        ] {
+        ]
+        .into_iter()
+        .chain(c.tls_ca_file.as_mut())
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
         }
         Ok(c)
     }
+
+    /// The file `serve` holds an exclusive lock on while it owns the SAM: at most one
+    /// process runs the SAM of a database.
+    pub fn lock_path(&self) -> PathBuf {
+        sibling(&self.database, "lock")
+    }
+
+    /// The admin socket of the running `serve` (mode 0600), beside the database.
+    pub fn admin_socket(&self) -> PathBuf {
+        sibling(&self.database, "admin.sock")
+    }
+
+    pub fn backoff(&self) -> crate::webhooks::Backoff {
+        crate::webhooks::Backoff {
+            first_secs: self.webhooks.retry_first_secs,
+            max_delay_secs: self.webhooks.retry_max_delay_secs,
+            give_up_secs: self.webhooks.retry_give_up_secs,
+        }
+    }
+}
+
+/// `<path>.<suffix>`: `shop.db` -> `shop.db.lock`.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".");
+    s.push(suffix);
+    PathBuf::from(s)
 }

@@ -1,17 +1,17 @@
 //! `shop-plugin`: the payment service a shop runs beside its checkout.
 //!
-//! `serve` runs the HTTP API; the other subcommands are the operator's.
+//! `serve` runs the HTTP API, the webhook worker and the admin socket; `settle` is the
+//! daily job; `init`, `payments`, `totals` and `events` are the operator's. Exit status:
+//! 0 success, 1 an error, 2 `settle` closed and wrote its batch but could not upload it.
+
+mod cli;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
-use purse::keys::SamKeys;
-use shop_plugin::config::Config;
-use shop_plugin::engine::{Engine, Settings, SystemClock};
-use shop_plugin::http::{self, App};
-use shop_plugin::store::Store;
+use shop_plugin::payment::Status;
 
 #[derive(Parser)]
 #[command(version, about = "The purse payment service beside a shop's checkout")]
@@ -25,77 +25,113 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Serve the merchant and shopper API.
+    /// Write a new configuration: a webhook secret file (0600) and an API key, printed
+    /// once (the configuration keeps only its SHA-256).
+    Init(cli::init::InitArgs),
+    /// Serve the merchant and shopper API, send webhooks, answer the admin socket.
     Serve,
+    /// Close the day's period into a batch file and upload it (the daily job). At most
+    /// one period closes per UTC day; running again only completes missing files and
+    /// uploads. Works beside a running `serve` (through its admin socket).
+    Settle {
+        /// Close another period even though one was closed today.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Payments.
+    #[command(subcommand)]
+    Payments(PaymentsCmd),
+    /// The open period: transactions not yet in a batch, per state, and the unresolved.
+    Totals {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Webhook events: deliveries, failures, re-queueing.
+    #[command(subcommand)]
+    Events(EventsCmd),
 }
 
-fn read_private(path: &std::path::Path) -> Result<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .permissions()
-        .mode();
-    anyhow::ensure!(
-        mode & 0o077 == 0,
-        "{} is accessible by group or others (mode {:o}); it holds keys: chmod 600 it",
-        path.display(),
-        mode & 0o777
-    );
-    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+#[derive(Subcommand)]
+enum PaymentsCmd {
+    /// The newest payments first.
+    List {
+        /// Only payments in this status (created, authorized, running, succeeded,
+        /// failed, canceled, expired).
+        #[arg(long, value_parser = parse_status)]
+        status: Option<Status>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// One JSON object per line (the merchant API's view) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-pub async fn open_app(config: &Config) -> Result<Arc<App>> {
-    let keys = SamKeys::from_json(&read_private(&config.sam_keys)?)
-        .with_context(|| format!("SAM keys {}", config.sam_keys.display()))?;
-    let store = Store::open(&config.database)?;
-    let engine = Engine::open(
-        store,
-        keys,
-        Arc::new(SystemClock),
-        Settings {
-            secret_ttl_secs: config.client_secret_ttl_secs,
-        },
-    )?;
-    Ok(Arc::new(App {
-        engine,
-        api_key_hashes: config.merchant.api_key_sha256.clone(),
-        allowed_origins: config.allowed_origins.clone(),
-        checkout_js: shop_plugin::CHECKOUT_JS,
-    }))
+#[derive(Subcommand)]
+enum EventsCmd {
+    /// The newest events first.
+    List {
+        /// Only the events kept as failed after their retries.
+        #[arg(long)]
+        failed: bool,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send events again now, with a fresh retry schedule.
+    Retry {
+        /// Event ids (evt_…).
+        #[arg(required_unless_present = "all_failed")]
+        ids: Vec<String>,
+        /// Every event kept as failed.
+        #[arg(long, conflicts_with = "ids")]
+        all_failed: bool,
+    },
 }
 
-fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+fn parse_status(s: &str) -> Result<Status, String> {
+    Status::parse(s).ok_or_else(|| {
+        format!("unknown status '{s}' (created, authorized, running, succeeded, failed, canceled, expired)")
+    })
+}
+
+fn main() -> ExitCode {
+    shop_plugin::init_logging();
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async {
+    let config = cli.config;
+    rt.block_on(async move {
         match cli.cmd {
-            Cmd::Serve => {
-                let config = Config::load(&cli.config)?;
-                let app = open_app(&config).await?;
-                let listener = tokio::net::TcpListener::bind(config.listen)
-                    .await
-                    .with_context(|| format!("binding {}", config.listen))?;
-                tracing::info!("shop-plugin listening on {}", listener.local_addr()?);
-                let sweeper = app.clone();
-                tokio::spawn(async move {
-                    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
-                    loop {
-                        every.tick().await;
-                        if let Err(e) = sweeper.engine.sweep_expired().await {
-                            tracing::warn!("expiring payments: {e}");
-                        }
-                    }
-                });
-                http::serve(app, listener).await?;
-                Ok(())
+            Cmd::Init(args) => cli::init::run(&config, &args).map(|()| ExitCode::SUCCESS),
+            Cmd::Serve => cli::serve::run(&config).await.map(|()| ExitCode::SUCCESS),
+            Cmd::Settle { force } => cli::settle::run(&config, force).await,
+            Cmd::Payments(PaymentsCmd::List {
+                status,
+                limit,
+                json,
+            }) => cli::report::payments(&config, status, limit, json).await,
+            Cmd::Totals { json } => cli::report::totals(&config, json).await,
+            Cmd::Events(EventsCmd::List {
+                failed,
+                limit,
+                json,
+            }) => cli::events::list(&config, failed, limit, json).await,
+            Cmd::Events(EventsCmd::Retry { ids, all_failed }) => {
+                cli::events::retry(&config, ids, all_failed).await
             }
         }
     })

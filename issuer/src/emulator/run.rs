@@ -4,7 +4,9 @@
 //! reset the card's volatile state, as pulling a real card out of the field would.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use purse::card::Card;
@@ -14,7 +16,7 @@ use super::control::{Command, Request};
 use super::framing::{classify, Control, Message};
 use super::store::FileStore;
 use super::vpcd::{Backoff, Link};
-use super::wake::{take_signals, WakeReceiver};
+use super::wake::{take_signals, WakeReceiver, Waker};
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -39,6 +41,23 @@ pub struct Emulator {
     outage_logged: bool,
     requests: Receiver<Request>,
     wake: WakeReceiver,
+    /// Set by a [`Stopper`]: leave the loop as SIGTERM would.
+    stop: Arc<AtomicBool>,
+}
+
+/// Stops a running loop from another thread, as SIGTERM stops the binary (an emulator
+/// running in a thread of a test process has no signal of its own).
+#[derive(Clone)]
+pub struct Stopper {
+    flag: Arc<AtomicBool>,
+    waker: Waker,
+}
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.waker.wake();
+    }
 }
 
 macro_rules! log {
@@ -65,14 +84,24 @@ impl Emulator {
             outage_logged: false,
             requests,
             wake,
+            stop: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    /// Runs until SIGTERM/SIGINT.
+    /// A handle that ends [`Emulator::run`]; `waker` must wake this loop (the sender
+    /// half of the channel whose receiver was passed to [`Emulator::new`]).
+    pub fn stopper(&self, waker: Waker) -> Stopper {
+        Stopper {
+            flag: Arc::clone(&self.stop),
+            waker,
+        }
+    }
+
+    /// Runs until SIGTERM/SIGINT or a [`Stopper`].
     pub fn run(mut self) -> Result<()> {
         loop {
             let signals = take_signals();
-            if signals.terminate {
+            if signals.terminate || self.stop.load(Ordering::SeqCst) {
                 self.disconnect();
                 log!("terminating");
                 return Ok(());

@@ -67,5 +67,5 @@ pub fn create_private(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
             path.display()
         );
     }
-    write_atomic(path, bytes, 0o600)
+    Ok(write_atomic(path, bytes, 0o600)?)
 }

@@ -240,13 +240,15 @@ impl Engine {
     pub async fn answer(&self, id: &str, secret: &str, answer: Answer) -> Result<Step, ApiError> {
         let _g = self.lock(id).await;
         let mut p = self.shopper_payment(id, secret).await?;
+        // The answer already taken, delivered again (its reply was lost): the same result,
+        // even when the next tick is already in flight.
+        if is_replay(&p, &answer) {
+            return Ok(Step {
+                payment: p,
+                command: None,
+            });
+        }
         if p.pending_command.is_none() {
-            if answer.is_some() && p.last_answer == answer {
-                return Ok(Step {
-                    payment: p,
-                    command: None,
-                });
-            }
             return Err(ApiError::conflict(
                 "nothing_in_flight",
                 format!(
@@ -287,9 +289,10 @@ impl Engine {
         }
         if p.pending_command.is_some() {
             match answer {
-                Some(a) => self.commit_step(&mut p, a).await?,
-                // The client lost our reply: the same command again.
-                None => {
+                Some(a) if !is_replay(&p, &a) => self.commit_step(&mut p, a).await?,
+                // The client lost our reply (and may send the answer it carried again):
+                // the same command again.
+                _ => {
                     let command = p.pending_command.clone();
                     return Ok(Step {
                         payment: p,
@@ -358,7 +361,10 @@ impl Engine {
         let _g = self.lock(id).await;
         let mut p = self.shopper_payment(id, secret).await?;
         if let (Some(a), Some(_)) = (answer, &p.pending_command) {
-            self.commit_step(&mut p, a).await?;
+            // An answer already taken does not answer the command in flight now.
+            if !is_replay(&p, &a) {
+                self.commit_step(&mut p, a).await?;
+            }
         }
         match p.status {
             Status::Succeeded => {
@@ -403,6 +409,11 @@ impl Engine {
             command: None,
         })
     }
+}
+
+/// Whether `answer` is the card answer this payment already took (a redelivery).
+fn is_replay(p: &Payment, answer: &Answer) -> bool {
+    answer.is_some() && p.last_answer == *answer
 }
 
 fn sam_conflict(e: SamError) -> ApiError {

@@ -72,6 +72,8 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     settings: Settings,
     poisoned: AtomicBool,
+    /// Poked after every durable commit: the webhook worker wakes to send new events.
+    outbox: Arc<tokio::sync::Notify>,
 }
 
 pub(crate) fn random_hex(n: usize) -> String {
@@ -120,7 +122,14 @@ impl Engine {
             clock,
             settings,
             poisoned: AtomicBool::new(false),
+            outbox: Arc::default(),
         })
+    }
+
+    /// What the webhook worker waits on: notified after each durable commit (the events
+    /// of status changes are in those commits).
+    pub fn outbox_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox.clone()
     }
 
     pub fn store(&self) -> &Store {
@@ -162,7 +171,9 @@ impl Engine {
             tracing::error!("database write failed, refusing further requests until restart: {e}");
             self.poisoned.store(true, Ordering::Relaxed);
             ApiError::unavailable()
-        })
+        })?;
+        self.outbox.notify_one();
+        Ok(())
     }
 
     /// The lock that orders all requests on one payment.

@@ -119,14 +119,24 @@ fn checkout_js(app: &App) -> Resp {
 
 /// Serves until the listener fails. Each connection runs on its own task.
 pub async fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
+    serve_with(listener, move |req| route(app.clone(), req)).await
+}
+
+/// Serves `handler` on every connection (HTTP/1.1) until the listener fails. The
+/// plugin's API is one handler; the demo shop is another.
+pub async fn serve_with<H, F>(listener: TcpListener, handler: H) -> std::io::Result<()>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = Resp> + Send + 'static,
+{
     loop {
         let (stream, peer) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
+        let handler = handler.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
-                let app = app.clone();
-                async move { Ok::<_, Infallible>(route(app, req).await) }
+                let reply = handler(req);
+                async move { Ok::<_, Infallible>(reply.await) }
             });
             if let Err(e) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)

@@ -11,21 +11,57 @@ use serde_json::Value;
 use super::{error_response, json_response, read_json, App, Resp};
 use crate::engine::ApiError;
 
+/// The header in which the purse extension names the page it pays for: the page's
+/// origin as the browser reported it to the extension (docs/checkout-protocol.md).
+pub const PAGE_ORIGIN: &str = "purse-page-origin";
+
+/// Origins of browser extensions (their requests carry the extension's own origin).
+fn is_extension_origin(o: &str) -> bool {
+    [
+        "chrome-extension://",
+        "moz-extension://",
+        "safari-web-extension://",
+    ]
+    .iter()
+    .any(|s| o.starts_with(s))
+}
+
 /// The CORS headers for an allowed origin; `None` when the origin is not allowed.
-fn cors_origin(app: &App, origin: Option<&HeaderValue>) -> Result<Option<HeaderValue>, ApiError> {
-    let Some(origin) = origin else {
+/// A page must be one of the shop's origins. The purse extension may call on behalf of
+/// such a page (it keeps card answers past the page's life and delivers them again), so
+/// an extension origin is let through when it names an allowed page, and for preflights.
+fn cors_origin(
+    app: &App,
+    headers: &hyper::HeaderMap,
+    preflight: bool,
+) -> Result<Option<HeaderValue>, ApiError> {
+    let Some(origin) = headers.get(ORIGIN) else {
         return Ok(None); // Not a browser cross-origin request (e.g. curl): no CORS headers.
     };
+    let allowed = |o: &str| app.allowed_origins.iter().any(|a| a == o);
     let o = origin.to_str().unwrap_or("");
-    if app.allowed_origins.iter().any(|a| a == o) {
-        Ok(Some(origin.clone()))
-    } else {
-        Err(ApiError::new(
+    if allowed(o) {
+        return Ok(Some(origin.clone()));
+    }
+    if is_extension_origin(o) {
+        let page = headers.get(PAGE_ORIGIN).and_then(|v| v.to_str().ok());
+        if preflight || page.is_some_and(allowed) {
+            return Ok(Some(origin.clone()));
+        }
+        return Err(ApiError::new(
             403,
             "origin_not_allowed",
-            format!("the origin '{o}' may not use this shop's checkout"),
-        ))
+            format!(
+                "the page origin '{}' may not use this shop's checkout",
+                page.unwrap_or("(none: send the Purse-Page-Origin header)")
+            ),
+        ));
     }
+    Err(ApiError::new(
+        403,
+        "origin_not_allowed",
+        format!("the origin '{o}' may not use this shop's checkout"),
+    ))
 }
 
 fn with_cors(mut r: Resp, origin: Option<HeaderValue>) -> Resp {
@@ -39,7 +75,7 @@ fn with_cors(mut r: Resp, origin: Option<HeaderValue>) -> Resp {
         );
         h.insert(
             "access-control-allow-headers",
-            HeaderValue::from_static("content-type"),
+            HeaderValue::from_static("content-type, purse-page-origin"),
         );
         h.insert("access-control-max-age", HeaderValue::from_static("600"));
     }
@@ -47,8 +83,8 @@ fn with_cors(mut r: Resp, origin: Option<HeaderValue>) -> Resp {
 }
 
 pub async fn handle(app: &App, req: Request<Incoming>, rest: &[&str]) -> Result<Resp, ApiError> {
-    let origin = cors_origin(app, req.headers().get(ORIGIN))?;
     let method = req.method().clone();
+    let origin = cors_origin(app, req.headers(), method == Method::OPTIONS)?;
     if method == Method::OPTIONS {
         let mut r = json_response(204, &Value::Null);
         *r.body_mut() = http_body_util::Full::new(bytes::Bytes::new());

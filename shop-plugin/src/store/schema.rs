@@ -63,6 +63,14 @@ const MIGRATIONS: &[&str] = &[
         posted_at  INTEGER
     ) STRICT;
     "#,
+    // 2: webhook delivery: events kept as failed after their retries, the outbox's due
+    // heads and each payment's undelivered events found by index.
+    r#"
+    ALTER TABLE events ADD COLUMN failed_at INTEGER;
+    CREATE INDEX events_outbox ON events(next_attempt_at)
+        WHERE delivered_at IS NULL AND failed_at IS NULL AND notify_url IS NOT NULL;
+    CREATE INDEX events_undelivered ON events(payment_id, seq) WHERE delivered_at IS NULL;
+    "#,
 ];
 
 /// Brings the database to the newest schema, each migration in its own transaction.

@@ -2,6 +2,10 @@
 //! with a clock the test moves, an HTTP client, and purse cards in process.
 #![allow(dead_code)]
 
+pub mod receiver;
+pub mod server;
+pub mod steps;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,12 +63,35 @@ pub fn sam_keys() -> SamKeys {
     .expect("sam keys")
 }
 
-/// A running plugin on loopback.
+/// A running plugin on loopback. Its HTTP helpers are those of [`Http`] (by `Deref`).
 pub struct Plugin {
     pub addr: SocketAddr,
     pub app: Arc<App>,
     pub clock: Arc<TestClock>,
     pub dir: PathBuf,
+    http: Http,
+}
+
+impl std::ops::Deref for Plugin {
+    type Target = Http;
+    fn deref(&self) -> &Http {
+        &self.http
+    }
+}
+
+/// An HTTP reply: status, headers, and the JSON body (Null when empty, a JSON string
+/// when the body is not JSON).
+pub struct Reply {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Value,
+}
+
+/// An HTTP client of one plugin address (a server in this process or a child process).
+/// Cloning shares the connection pool.
+#[derive(Clone)]
+pub struct Http {
+    pub addr: SocketAddr,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -112,18 +139,26 @@ impl Plugin {
         let addr = http::spawn(app.clone(), "127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("bind");
-        let client = Client::builder(TokioExecutor::new()).build_http();
         Plugin {
             addr,
             app,
             clock,
             dir,
-            client,
+            http: Http::new(addr),
         }
     }
 
     pub fn set_time(&self, t: i64) {
         self.clock.0.store(t, Ordering::SeqCst);
+    }
+}
+
+impl Http {
+    pub fn new(addr: SocketAddr) -> Http {
+        Http {
+            addr,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
     }
 
     /// One HTTP request; returns the status and the JSON body (Null when empty).
@@ -134,6 +169,43 @@ impl Plugin {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> (u16, Value) {
+        let body = Bytes::from(body.map(|v| v.to_string()).unwrap_or_default());
+        self.request_raw(method, path, body, headers).await
+    }
+
+    /// One HTTP request with the body as given (malformed bodies included).
+    pub async fn request_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Bytes,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let r = self.send(method, path, body, headers).await;
+        (r.status, r.body)
+    }
+
+    /// One HTTP request; the reply with its headers.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Bytes,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        self.try_send(method, path, body, headers)
+            .await
+            .expect("HTTP exchange")
+    }
+
+    /// One HTTP request that may fail (the server was killed): the transport's error.
+    pub async fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Bytes,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, String> {
         let mut b = hyper::Request::builder()
             .method(method)
             .uri(format!("http://{}{}", self.addr, path))
@@ -141,21 +213,27 @@ impl Plugin {
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        let req = b
-            .body(Full::new(Bytes::from(
-                body.map(|v| v.to_string()).unwrap_or_default(),
-            )))
-            .expect("request");
-        let resp = self.client.request(req).await.expect("HTTP exchange");
+        let req = b.body(Full::new(body)).expect("request");
+        let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
         let status = resp.status().as_u16();
-        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-        let v = if bytes.is_empty() {
+        let headers = resp.headers().clone();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        let body = if bytes.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&bytes)
                 .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
         };
-        (status, v)
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
     }
 
     pub async fn merchant(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
@@ -177,13 +255,18 @@ pub struct TestCard {
 
 impl TestCard {
     pub fn new(id: u8, balance: u32) -> TestCard {
+        TestCard::with_currency(id, balance, Currency::EUR)
+    }
+
+    /// A card holding another currency than the SAM's (EUR).
+    pub fn with_currency(id: u8, balance: u32, currency: Currency) -> TestCard {
         let card_id = CardId([0x10, 0, 0, 0, 0, 0, 0, id]);
         let m = issuer();
         let m = m.get(KeyVersion(1)).expect("kv");
         let state = CardState::new(
             card_id,
             KeyVersion(1),
-            Currency::EUR,
+            currency,
             Amount(balance),
             m.k_pur(card_id),
             m.k_tac(card_id),
@@ -230,7 +313,7 @@ impl TestCard {
 }
 
 /// Creates a single purchase through the merchant API; returns (id, secret, payment).
-pub async fn create_single(p: &Plugin, amount: u32) -> (String, String, Value) {
+pub async fn create_single(p: &Http, amount: u32) -> (String, String, Value) {
     let (s, v) = p
         .merchant("POST", "/v1/payments", Some(&serde_json::json!({"amount": amount, "currency": "EUR", "order_reference": "order-1", "description": "Tea"})))
         .await;

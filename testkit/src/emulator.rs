@@ -1,5 +1,7 @@
-//! The `card-emulator` binary as a child process of a test: spawned on a locked vpcd
-//! slot with a control socket, driven through that socket, killed on drop.
+//! The card emulator for a test: the `card-emulator` binary as a child process, or the
+//! same loop from the `purse_issuer::emulator` library in a thread of the test process
+//! (for crates that cannot name the binary). Either way it sits in a locked vpcd slot
+//! with a control socket, is driven through that socket, and is stopped on drop.
 
 use std::cell::Cell;
 use std::ffi::CString;
@@ -8,10 +10,17 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use pcsc::{Context, ReaderState, Scope, State};
+use purse::card::Card;
+use purse::Rnd;
+use purse_issuer::emulator::control::{self, SocketFile};
+use purse_issuer::emulator::run::{self, Stopper};
+use purse_issuer::emulator::store::FileStore;
+use purse_issuer::emulator::wake;
+use rand::RngCore;
 
 use super::{SlotLock, CARD_EVENT_TIMEOUT};
 
@@ -31,9 +40,21 @@ pub struct EmulatorStatus {
     pub nt_last: u32,
 }
 
-/// A running `card-emulator`. Its stderr is forwarded to the test's stderr.
+/// Where the emulator loop runs.
+enum Runner {
+    Process(Child),
+    Thread {
+        stopper: Stopper,
+        /// `Some` until joined.
+        handle: Option<JoinHandle<()>>,
+        /// Removes the control socket file when the emulator goes.
+        _socket: SocketFile,
+    },
+}
+
+/// A running card emulator. A child's stderr is forwarded to the test's stderr.
 pub struct Emulator {
-    child: Child,
+    runner: Runner,
     control: PathBuf,
     card_file: PathBuf,
     /// The reader it is in (None against a fake vpcd).
@@ -44,23 +65,24 @@ pub struct Emulator {
 }
 
 impl Emulator {
-    /// Starts the emulator with the card inserted in the locked slot. The control
-    /// socket goes next to the card file.
-    pub fn spawn(lock: &SlotLock, card_file: &Path) -> Emulator {
-        Emulator::spawn_with(lock, card_file, &[])
+    /// Starts the `card-emulator` binary at `bin` (a test's
+    /// `env!("CARGO_BIN_EXE_card-emulator")`) with the card inserted in the locked slot.
+    /// The control socket goes next to the card file.
+    pub fn spawn(bin: &str, lock: &SlotLock, card_file: &Path) -> Emulator {
+        Emulator::spawn_with(bin, lock, card_file, &[])
     }
 
     /// Like [`Emulator::spawn`], with extra arguments (e.g. `--removed`, `-v`).
-    pub fn spawn_with(lock: &SlotLock, card_file: &Path, extra: &[&str]) -> Emulator {
-        let mut emulator = Emulator::spawn_on_port(lock.slot().port, card_file, extra);
+    pub fn spawn_with(bin: &str, lock: &SlotLock, card_file: &Path, extra: &[&str]) -> Emulator {
+        let mut emulator = Emulator::spawn_on_port(bin, lock.slot().port, card_file, extra);
         emulator.reader = Some(lock.slot().reader);
         emulator
     }
 
-    /// Starts the emulator against any vpcd port (a fake vpcd in wire-level tests).
-    pub fn spawn_on_port(port: u16, card_file: &Path, extra: &[&str]) -> Emulator {
+    /// Starts the binary against any vpcd port (a fake vpcd in wire-level tests).
+    pub fn spawn_on_port(bin: &str, port: u16, card_file: &Path, extra: &[&str]) -> Emulator {
         let control = card_file.with_extension("ctl");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_card-emulator"))
+        let mut child = Command::new(bin)
             .arg("--card")
             .arg(card_file)
             .arg("--vpcd-port")
@@ -99,7 +121,7 @@ impl Emulator {
             }
         });
         let emulator = Emulator {
-            child,
+            runner: Runner::Process(child),
             control,
             card_file: card_file.to_path_buf(),
             reader: None,
@@ -112,12 +134,59 @@ impl Emulator {
         }
     }
 
+    /// Runs the emulator loop of the `purse_issuer::emulator` library in a thread of
+    /// this process, in the locked slot, inserted or not. Same control socket (next to
+    /// the card file) and the same behaviour as the binary, minus its signals.
+    pub fn in_process(lock: &SlotLock, card_file: &Path, inserted: bool) -> Emulator {
+        let control = card_file.with_extension("ctl");
+        let store = FileStore::new(card_file);
+        let state = store
+            .load()
+            .unwrap_or_else(|e| panic!("loading the card state: {e:#}"));
+        let card = Card::new(state, Box::new(os_random));
+        let (waker, wake_rx) = wake::channel().unwrap_or_else(|e| panic!("wake channel: {e}"));
+        let (req_tx, req_rx) = mpsc::channel();
+        let socket = control::serve(&control, req_tx, waker.clone())
+            .unwrap_or_else(|e| panic!("control socket {}: {e:#}", control.display()));
+        let opts = run::Options {
+            host: "127.0.0.1".into(),
+            port: lock.slot().port,
+            inserted,
+            verbose: false,
+        };
+        let emulator = run::Emulator::new(card, store, opts, req_rx, wake_rx);
+        let stopper = emulator.stopper(waker);
+        let handle = thread::Builder::new()
+            .name("card-emulator".into())
+            .spawn(move || {
+                if let Err(e) = emulator.run() {
+                    eprintln!("card-emulator (in-process): {e:#}");
+                }
+            })
+            .unwrap_or_else(|e| panic!("spawning the emulator thread: {e}"));
+        Emulator {
+            runner: Runner::Thread {
+                stopper,
+                handle: Some(handle),
+                _socket: socket,
+            },
+            control,
+            card_file: card_file.to_path_buf(),
+            reader: Some(lock.slot().reader),
+            pending_removal: Cell::new(None),
+        }
+    }
+
     pub fn card_file(&self) -> &Path {
         &self.card_file
     }
 
+    /// The child's PID (to signal it); panics for an in-process emulator.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        match &self.runner {
+            Runner::Process(child) => child.id(),
+            Runner::Thread { .. } => panic!("an in-process emulator has no PID of its own"),
+        }
     }
 
     /// Sends one control command and returns its reply line; panics on an `err` reply.
@@ -194,14 +263,26 @@ impl Emulator {
         }
     }
 
-    /// SIGTERM, then waits for the exit and for pcscd to have seen the card leave;
-    /// panics unless both happen cleanly in time.
+    /// SIGTERM (or the stop handle), then waits for the exit and for pcscd to have seen
+    /// the card leave; panics unless both happen cleanly in time.
     pub fn stop(mut self) {
         self.note_present();
-        // SAFETY: kill(2) on our own child's PID, which we have not reaped yet.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let status = wait_exit(&mut self.child);
-        assert!(status.success(), "card-emulator exited with {status}");
+        match &mut self.runner {
+            Runner::Process(child) => {
+                // SAFETY: kill(2) on our own child's PID, which we have not reaped yet.
+                unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+                let status = wait_exit(child);
+                assert!(status.success(), "card-emulator exited with {status}");
+            }
+            Runner::Thread {
+                stopper, handle, ..
+            } => {
+                stopper.stop();
+                if let Some(h) = handle.take() {
+                    assert!(h.join().is_ok(), "the emulator thread panicked");
+                }
+            }
+        }
         if let Some(count) = self.pending_removal.take() {
             self.await_removal(count).unwrap_or_else(|e| panic!("{e}"));
         }
@@ -278,17 +359,41 @@ fn wait_exit(child: &mut Child) -> ExitStatus {
     })
 }
 
+/// RND_C for an in-process card, from the OS as the binary draws it.
+fn os_random() -> Rnd {
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    Rnd(b)
+}
+
 impl Drop for Emulator {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.note_present();
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            // Never panic in drop (it may run during a panic): report and go on.
-            if let Some(count) = self.pending_removal.take() {
-                if let Err(e) = self.await_removal(count) {
-                    eprintln!("{e}");
+        let running = match &mut self.runner {
+            Runner::Process(child) => matches!(child.try_wait(), Ok(None)),
+            Runner::Thread { handle, .. } => handle.is_some(),
+        };
+        if !running {
+            return;
+        }
+        self.note_present();
+        match &mut self.runner {
+            Runner::Process(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Runner::Thread {
+                stopper, handle, ..
+            } => {
+                stopper.stop();
+                if let Some(h) = handle.take() {
+                    let _ = h.join();
                 }
+            }
+        }
+        // Never panic in drop (it may run during a panic): report and go on.
+        if let Some(count) = self.pending_removal.take() {
+            if let Err(e) = self.await_removal(count) {
+                eprintln!("{e}");
             }
         }
     }

@@ -1,14 +1,11 @@
 //! Test support for the purse on the real PC/SC stack (pcscd + vsmartcard's vpcd): the
 //! two vpcd slots and a machine-wide lock per slot, test directories and card state
-//! files, the `card-emulator` process ([`emulator`]) and PC/SC helpers ([`reader`]).
+//! files, the card emulator as a process or in a thread ([`emulator`]) and PC/SC helpers
+//! ([`reader`]). A dev-dependency of the crates whose tests need real parts.
 //!
 //! Tests that need PC/SC FAIL with a clear message when pcscd is not running; they never
 //! skip. Nothing here sleeps to wait for a condition: card presence is awaited with
 //! `SCardGetStatusChange`, the emulator's readiness and replies on its pipes and socket.
-//!
-//! Use from an integration test of this crate with `mod support;`.
-// Each test binary uses a different part of this module and its re-exports.
-#![allow(dead_code, unused_imports)]
 
 pub mod emulator;
 pub mod reader;

@@ -2,9 +2,9 @@
 //! card to arrive or leave on pcscd's notifications, and APDU exchange.
 
 use std::ffi::CString;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use pcsc::{Context, Protocols, ReaderState, Scope, ShareMode, State};
+use pcsc::{Context, Protocols, Scope, ShareMode};
 use purse::commands::{CardCommand, SelectInfo};
 
 use purse_issuer::pcsc_link::wait_for_card;

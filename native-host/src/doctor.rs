@@ -1,0 +1,170 @@
+//! `native-host doctor`: what is installed where (each browser's manifest, per user and
+//! system-wide), and whether pcscd, a reader and a purse card are reachable. A report of
+//! findings, printed by the binary; problems are counted so the exit code can tell.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::install::Target;
+use crate::manifest::{allowed_ids, Browser, Scope, HOST_NAME};
+use crate::readers::{select_purse, Pcsc};
+
+/// The doctor's findings.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub text: String,
+    pub problems: usize,
+    /// How many manifests were found.
+    pub installed: usize,
+}
+
+impl Report {
+    fn line(&mut self, ok: bool, s: impl AsRef<str>) {
+        let mark = if ok { "ok " } else { "!! " };
+        if !ok {
+            self.problems += 1;
+        }
+        let _ = writeln!(self.text, "{mark} {}", s.as_ref());
+    }
+
+    fn info(&mut self, s: impl AsRef<str>) {
+        let _ = writeln!(self.text, "   {}", s.as_ref());
+    }
+}
+
+/// Examines the manifests under `user` and `system` targets and the PC/SC stack.
+pub fn examine(user: &Target, system: &Target, pcsc: &mut Pcsc) -> Report {
+    let mut r = Report::default();
+    let _ = writeln!(
+        r.text,
+        "native-host {} ({HOST_NAME})",
+        env!("CARGO_PKG_VERSION")
+    );
+    for target in [user, system] {
+        for b in Browser::ALL {
+            manifest(&mut r, target, b);
+        }
+    }
+    if r.installed == 0 {
+        r.line(
+            false,
+            "no browser has the host installed: run `native-host install`",
+        );
+    }
+    reader_stack(&mut r, pcsc);
+    let _ = writeln!(
+        r.text,
+        "{}",
+        if r.problems == 0 {
+            "no problems found".to_string()
+        } else {
+            format!("{} problem(s) found", r.problems)
+        }
+    );
+    r
+}
+
+fn manifest(r: &mut Report, target: &Target, b: Browser) {
+    let file = target.file(b);
+    let scope = match target.scope {
+        Scope::User => "user",
+        Scope::System => "system",
+    };
+    let what = format!("{} ({scope}): {}", b.name(), file.display());
+    let text = match fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            r.info(format!("{what}: not installed"));
+            return;
+        }
+        Err(e) => return r.line(false, format!("{what}: unreadable: {e}")),
+    };
+    r.installed += 1;
+    let m: Value = match serde_json::from_str(&text) {
+        Ok(m) => m,
+        Err(e) => return r.line(false, format!("{what}: not valid JSON: {e}")),
+    };
+    if m["name"] != HOST_NAME {
+        return r.line(
+            false,
+            format!("{what}: names host {} instead of {HOST_NAME}", m["name"]),
+        );
+    }
+    let path = m["path"].as_str().unwrap_or("");
+    if !executable(Path::new(path)) {
+        return r.line(
+            false,
+            format!("{what}: host binary '{path}' is missing or not executable"),
+        );
+    }
+    let ids = allowed_ids(&m);
+    if ids.is_empty() {
+        return r.line(false, format!("{what}: allows no extension"));
+    }
+    r.line(true, format!("{what}: {path} for {}", ids.join(", ")));
+}
+
+fn executable(p: &Path) -> bool {
+    p.is_absolute()
+        && fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn reader_stack(r: &mut Report, pcsc: &mut Pcsc) {
+    let readers = match pcsc.readers() {
+        Ok(readers) => readers,
+        Err(f) => {
+            return r.line(
+                false,
+                format!("PC/SC: {} ({})", f.code.sentence(), f.detail),
+            )
+        }
+    };
+    r.line(true, "PC/SC service (pcscd) is running");
+    if readers.is_empty() {
+        return r.line(false, "no card reader is connected");
+    }
+    let mut cards = 0;
+    for reader in &readers {
+        if !reader.card_present {
+            r.info(format!("reader '{}': no card", reader.name));
+            continue;
+        }
+        cards += 1;
+        let found = pcsc
+            .connect(&reader.name, false)
+            .and_then(|c| match c.card() {
+                Some(card) => select_purse(card),
+                None => Err(crate::catalogue::Failure::new(
+                    crate::catalogue::ErrorCode::Internal,
+                    "card handle gone",
+                )),
+            });
+        match found {
+            Ok(info) => r.line(
+                true,
+                format!(
+                    "reader '{}': purse card {} holding {}",
+                    reader.name,
+                    info.card_id,
+                    info.currency.format(info.balance)
+                ),
+            ),
+            Err(f) => r.line(
+                false,
+                format!(
+                    "reader '{}': {} ({})",
+                    reader.name,
+                    f.code.sentence(),
+                    f.detail
+                ),
+            ),
+        }
+    }
+    if cards == 0 {
+        r.line(false, "no card in any reader");
+    }
+}

@@ -1,0 +1,76 @@
+//! The native host end to end: the built binary spawned as a browser spawns it, on the
+//! real PC/SC stack (pcscd, vsmartcard's vpcd, the card emulator running in-process from
+//! `purse_issuer::emulator`), driven by the SAM of `purse` through the host's protocol.
+//! Every message sent and received is checked against the JSON Schema.
+//!
+//! Needs a running pcscd with the vpcd driver (scripts/test-all starts one): without it
+//! these tests fail, they do not skip.
+
+mod harness;
+mod install;
+mod payment;
+mod recovery;
+mod service;
+mod wire;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use purse::keys::{IssuerKeys, SamKeys};
+use purse::{Amount, CardId, Currency, SamId};
+use testkit::{
+    new_card_state, pcsc_context, test_master_keys, wait_present, write_card_state, Emulator, Slot,
+    SlotLock, TestDir, TEST_KV,
+};
+
+/// A purse card in a locked vpcd slot, the emulator in this process.
+pub struct Rig {
+    // Drop order: the emulator leaves before the slot is unlocked.
+    pub emu: Emulator,
+    pub dir: TestDir,
+    pub reader: &'static str,
+    pub card_file: PathBuf,
+    _lock: SlotLock,
+}
+
+impl Rig {
+    /// A card `…id_last` holding `balance` cents of EUR in `slot`, present in the reader.
+    pub fn new(slot: Slot, name: &str, id_last: u8, balance: u32) -> Rig {
+        let lock = SlotLock::acquire(slot);
+        let dir = TestDir::new(name);
+        let card_file = dir.join("card.json");
+        write_card_state(
+            &card_file,
+            &new_card_state(
+                CardId([0x10, 0, 0, 0, 0, 0, 0x4E, id_last]),
+                Amount(balance),
+            ),
+        );
+        let emu = Emulator::in_process(&lock, &card_file, true);
+        wait_present(&pcsc_context(), slot.reader);
+        Rig {
+            emu,
+            dir,
+            reader: slot.reader,
+            card_file,
+            _lock: lock,
+        }
+    }
+
+    pub fn balance(&self) -> u32 {
+        self.emu.status().balance
+    }
+}
+
+pub fn sam_keys() -> SamKeys {
+    let mut versions = BTreeMap::new();
+    versions.insert(TEST_KV, test_master_keys());
+    SamKeys::issue(
+        &IssuerKeys { versions },
+        SamId([0x5A, 0, 0, 0, 0, 0, 0, 3]),
+        Currency::EUR,
+        TEST_KV,
+        &[TEST_KV],
+    )
+    .expect("SAM keys")
+}

@@ -1,0 +1,169 @@
+//! The admin socket of a running `serve`: a Unix domain socket beside the database
+//! (`<database>.admin.sock`, mode 0600, so only the service's user may talk to it)
+//! through which the operator's commands reach the process that holds the SAM.
+//!
+//! Protocol: one JSON request per connection on one line, one JSON answer on one line.
+//! `{"command": "settle", "force": false}` → `{"ok": true, "result": <settlement report>}`;
+//! `{"command": "wake_webhooks"}` → `{"ok": true, "result": null}`; a failure is
+//! `{"ok": false, "error": "<message>"}`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use thiserror::Error;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::http::App;
+use crate::settlement::Settler;
+
+/// The longest request line read.
+const MAX_LINE: u64 = 64 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Request {
+    /// One settlement run in the server.
+    Settle {
+        #[serde(default)]
+        force: bool,
+    },
+    /// Look for due webhook events now (after `events retry`).
+    WakeWebhooks,
+}
+
+#[derive(Debug, Error)]
+pub enum AdminError {
+    #[error("admin socket {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("admin socket {path}: the server's answer is not valid: {message}")]
+    Answer { path: PathBuf, message: String },
+    #[error("the server refused: {0}")]
+    Refused(String),
+}
+
+/// What the socket's handlers share.
+pub struct Admin {
+    pub app: Arc<App>,
+    pub settler: Settler,
+    /// One settlement run at a time.
+    settling: tokio::sync::Mutex<()>,
+}
+
+impl Admin {
+    pub fn new(app: Arc<App>, settler: Settler) -> Admin {
+        Admin {
+            app,
+            settler,
+            settling: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    async fn answer(&self, req: Request) -> Value {
+        match req {
+            Request::Settle { force } => {
+                tracing::info!("settlement run requested on the admin socket (force: {force})");
+                let _one = self.settling.lock().await;
+                match self.settler.run(&self.app.engine, force).await {
+                    Ok(report) => json!({"ok": true, "result": report}),
+                    Err(e) => json!({"ok": false, "error": e.to_string()}),
+                }
+            }
+            Request::WakeWebhooks => {
+                self.app.engine.outbox_wake().notify_one();
+                json!({"ok": true, "result": null})
+            }
+        }
+    }
+}
+
+/// Binds the socket at `path`, replacing a stale one. Call only while holding the
+/// instance lock (so no live server owns the old socket). The socket is made 0600
+/// under a temporary name and renamed into place, so it is never reachable more open.
+pub fn bind(path: &Path) -> Result<UnixListener, AdminError> {
+    let io = |source| AdminError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension(format!("sock.tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let listener = UnixListener::bind(&tmp).map_err(io)?;
+    let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(e));
+    }
+    Ok(listener)
+}
+
+/// Answers requests until the listener fails.
+pub async fn serve(admin: Arc<Admin>, listener: UnixListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let admin = admin.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = handle(&admin, stream).await {
+                        tracing::debug!("admin connection: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::error!("the admin socket failed: {e}");
+                return;
+            }
+        }
+    }
+}
+
+async fn handle(admin: &Admin, stream: UnixStream) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(read.take(MAX_LINE))
+        .read_line(&mut line)
+        .await?;
+    let answer = match serde_json::from_str::<Request>(&line) {
+        Ok(req) => admin.answer(req).await,
+        Err(e) => json!({"ok": false, "error": format!("not a request: {e}")}),
+    };
+    write.write_all(format!("{answer}\n").as_bytes()).await?;
+    write.shutdown().await
+}
+
+/// Sends one request to the server at `path`; returns its `result`.
+pub async fn call(path: &Path, req: &Request) -> Result<Value, AdminError> {
+    let io = |source| AdminError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut stream = UnixStream::connect(path).await.map_err(io)?;
+    let mut line = serde_json::to_string(req).map_err(|e| AdminError::Answer {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    line.push('\n');
+    stream.write_all(line.as_bytes()).await.map_err(io)?;
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .await
+        .map_err(io)?;
+    let v: Value = serde_json::from_str(&answer).map_err(|e| AdminError::Answer {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    if v["ok"] == json!(true) {
+        Ok(v["result"].clone())
+    } else {
+        Err(AdminError::Refused(
+            v["error"].as_str().unwrap_or("no reason given").to_string(),
+        ))
+    }
+}

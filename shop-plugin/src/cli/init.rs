@@ -1,0 +1,129 @@
+//! `init`: a new configuration beside a SAM key file from the issuer. It generates the
+//! webhook signing secret (a 0600 file) and one API key, printed once: the configuration
+//! keeps only the key's SHA-256.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use base64::Engine as _;
+use clap::Args;
+use purse::keys::SamKeys;
+use rand::RngCore;
+use shop_plugin::config::{Config, Merchant, Settlement, Webhooks};
+use shop_plugin::engine::sha256_hex;
+use shop_plugin::files::{create_private, read_private};
+use shop_plugin::webhooks::{Backoff, WebhookSecret};
+
+#[derive(Args)]
+pub struct InitArgs {
+    /// The SAM key file (mode 0600) made by the issuer: `purse-issuer sam issue … --out FILE`.
+    #[arg(long, value_name = "FILE")]
+    sam_keys: PathBuf,
+    /// Where the HTTP API listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// An origin (https://shop.example) whose pages may call the shopper API; repeat for
+    /// more.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
+    /// The clearing office's URL that `settle` POSTs each batch to.
+    #[arg(long, value_name = "URL")]
+    clearing_url: Option<String>,
+}
+
+const SECRET_FILE: &str = "webhook-secret";
+
+pub fn run(config_path: &Path, args: &InitArgs) -> Result<()> {
+    if config_path.exists() {
+        bail!(
+            "{} already exists; refusing to replace a configuration (its API key hashes and \
+             paths would be lost)",
+            config_path.display()
+        );
+    }
+    // The SAM key file must exist, be private and parse before anything is written.
+    let text = zeroize::Zeroizing::new(read_private(&args.sam_keys).with_context(|| {
+        "the SAM key file comes from the issuer: purse-issuer sam issue --keys ISSUER.json \
+         --sam-id HEX --currency EUR --key-version 1 --accept 1 --out sam.json"
+    })?);
+    let keys = SamKeys::from_json(&text)
+        .with_context(|| format!("{} is not a SAM key file", args.sam_keys.display()))?;
+    let sam_keys = std::fs::canonicalize(&args.sam_keys)
+        .with_context(|| format!("resolving {}", args.sam_keys.display()))?;
+    for o in &args.allowed_origins {
+        if !(o.starts_with("https://") || o.starts_with("http://")) || o.ends_with('/') {
+            bail!("allowed origin {o:?} is not scheme://host[:port] (no path, no final /)");
+        }
+    }
+    let dir = match config_path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+
+    let secret_path = dir.join(SECRET_FILE);
+    let secret_note = if secret_path.exists() {
+        WebhookSecret::load(&secret_path)?;
+        "kept the existing webhook secret"
+    } else {
+        let secret = WebhookSecret::generate();
+        create_private(&secret_path, format!("{}\n", &*secret).as_bytes())?;
+        "webhook signing secret written to"
+    };
+
+    let mut key = zeroize::Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(&mut *key);
+    let api_key = zeroize::Zeroizing::new(format!(
+        "sk_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(*key)
+    ));
+
+    let backoff = Backoff::DEFAULT;
+    let config = Config {
+        listen: args.listen,
+        database: "shop-plugin.db".into(),
+        sam_keys,
+        allowed_origins: args.allowed_origins.clone(),
+        client_secret_ttl_secs: 30 * 60,
+        merchant: Merchant {
+            api_key_sha256: vec![sha256_hex(api_key.as_bytes())],
+        },
+        webhooks: Webhooks {
+            secret_file: SECRET_FILE.into(),
+            retry_first_secs: backoff.first_secs,
+            retry_max_delay_secs: backoff.max_delay_secs,
+            retry_give_up_secs: backoff.give_up_secs,
+            timeout_secs: 10,
+        },
+        settlement: Settlement {
+            outbox: "settlement-outbox".into(),
+            clearing_url: args.clearing_url.clone(),
+            timeout_secs: 10,
+        },
+        tls_ca_file: None,
+    };
+    let text = format!(
+        "# shop-plugin configuration (written by `shop-plugin init`). Relative paths are\n\
+         # relative to this file. No secrets here: API keys appear as SHA-256 hashes.\n{}",
+        toml::to_string(&config).context("writing the configuration")?
+    );
+    create_private(config_path, text.as_bytes())?;
+
+    println!("wrote {}", config_path.display());
+    println!(
+        "SAM {} ({}), key file {}",
+        keys.sam_id.to_hex(),
+        keys.currency,
+        config.sam_keys.display()
+    );
+    println!("{secret_note} {}", secret_path.display());
+    if args.allowed_origins.is_empty() {
+        println!(
+            "note: no allowed origin yet: the shopper API refuses every page until you add one"
+        );
+    }
+    println!("API key for the shop's server (shown once; only its SHA-256 is kept):");
+    println!("{}", &*api_key);
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! The subcommands, one module each, and what several of them open: the configuration,
+//! the engine with its SAM (only in the process holding the instance lock), the store.
+
+pub mod events;
+pub mod init;
+pub mod report;
+pub mod serve;
+pub mod settle;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use purse::keys::SamKeys;
+use shop_plugin::config::Config;
+use shop_plugin::engine::{Clock, Engine, Settings};
+use shop_plugin::files::read_private;
+use shop_plugin::http::App;
+use shop_plugin::outbound::Outbound;
+use shop_plugin::settlement::Settler;
+use shop_plugin::store::Store;
+
+/// The engine and the HTTP app over the configured database and SAM key file. Only the
+/// holder of the instance lock may call this: the SAM lives in its memory.
+pub fn open_app(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<App>> {
+    let text = zeroize::Zeroizing::new(read_private(&config.sam_keys)?);
+    let keys = SamKeys::from_json(&text)
+        .with_context(|| format!("SAM keys {}", config.sam_keys.display()))?;
+    let store = Store::open(&config.database)?;
+    let engine = Engine::open(
+        store,
+        keys,
+        clock,
+        Settings {
+            secret_ttl_secs: config.client_secret_ttl_secs,
+        },
+    )?;
+    Ok(Arc::new(App {
+        engine,
+        api_key_hashes: config.merchant.api_key_sha256.clone(),
+        allowed_origins: config.allowed_origins.clone(),
+        checkout_js: shop_plugin::CHECKOUT_JS,
+    }))
+}
+
+/// The database of a plugin that has run before (the operator's read commands must not
+/// create an empty one by a typo in the configuration).
+pub fn open_store(config: &Config) -> Result<Store> {
+    anyhow::ensure!(
+        config.database.exists(),
+        "no database at {} (has `shop-plugin serve` run with this configuration?)",
+        config.database.display()
+    );
+    Ok(Store::open(&config.database)?)
+}
+
+pub fn load_config(path: &Path) -> Result<Config> {
+    Config::load(path)
+}
+
+/// Where and how batches go.
+pub fn settler(config: &Config) -> Result<Settler> {
+    let client = Outbound::new(
+        config.tls_ca_file.as_deref(),
+        Duration::from_secs(config.settlement.timeout_secs),
+    )?;
+    Ok(Settler {
+        outbox: config.settlement.outbox.clone(),
+        clearing_url: config.settlement.clearing_url.clone(),
+        client,
+    })
+}
+
+/// Unix seconds as RFC 3339 UTC.
+pub fn time(t: i64) -> String {
+    purse::settlement::rfc3339(u64::try_from(t).unwrap_or(0))
+}

@@ -1,0 +1,226 @@
+//! Daily settlement (`shop-plugin settle`): close the open period into a batch, write
+//! the batch file atomically to the outbox directory, and POST it to the clearing
+//! office when one is configured.
+//!
+//! The rule that makes re-running safe: a period is a UTC day. A run closes a period
+//! only when no batch was closed yet on the current UTC day (or with `force`); every run
+//! then writes the file of any batch whose file is missing, and posts every batch not
+//! yet posted, in close_seq order. The close itself is one transaction (batch row, new
+//! close_seq, SAM records), so a crash leaves either no close or a whole one, whose file
+//! and upload the next run completes. A day without a run is not skipped: the next close
+//! takes everything completed since the last one (close_seq has no gaps).
+
+pub mod batches;
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use purse::settlement::{rfc3339, Batch};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::engine::{ApiError, Engine};
+use crate::files::{write_atomic, FileError};
+use crate::outbound::Outbound;
+use crate::store::StoreError;
+use batches::BatchRow;
+
+/// Batch files hold no secret but card IDs: not for every user of the machine.
+const FILE_MODE: u32 = 0o640;
+
+#[derive(Debug, Error)]
+pub enum SettleError {
+    #[error("closing the period: {0}")]
+    Close(ApiError),
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error(
+        "writing a batch file: {0} (the batch is safe in the database: the next run writes it)"
+    )]
+    File(#[from] FileError),
+    #[error("outbox directory {path}: {source}")]
+    Outbox {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("stored batch {close_seq} is not a valid batch: {message}")]
+    Corrupt { close_seq: u32, message: String },
+}
+
+/// Where batches go.
+#[derive(Clone)]
+pub struct Settler {
+    pub outbox: PathBuf,
+    pub clearing_url: Option<String>,
+    pub client: Outbound,
+}
+
+/// The batch a run closed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closed {
+    pub close_seq: u32,
+    pub count: u32,
+    pub sum: u64,
+    pub unresolved: usize,
+    pub file: String,
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// The batch closed by this run.
+    pub closed: Option<Closed>,
+    /// Why no period was closed.
+    pub not_closed: Option<String>,
+    /// Files of earlier batches that were missing and are written again.
+    pub rewritten: Vec<String>,
+    /// Batches the clearing office took in this run.
+    pub posted: Vec<u32>,
+    /// Why the upload stopped (the batch and every later one wait for the next run).
+    pub post_error: Option<String>,
+}
+
+impl Report {
+    /// The report for the operator, one line each.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(c) = &self.closed {
+            out.push(format!(
+                "closed period {}: {} transaction(s), sum {} (minor units), {} unresolved -> {}",
+                c.close_seq, c.count, c.sum, c.unresolved, c.file
+            ));
+        }
+        if let Some(why) = &self.not_closed {
+            out.push(format!("no period closed: {why}"));
+        }
+        for f in &self.rewritten {
+            out.push(format!("wrote missing batch file {f}"));
+        }
+        for s in &self.posted {
+            out.push(format!("posted batch {s} to the clearing office"));
+        }
+        if let Some(e) = &self.post_error {
+            out.push(format!(
+                "upload to the clearing office failed: {e} (retried on the next run)"
+            ));
+        }
+        out
+    }
+}
+
+fn utc_day(t: i64) -> i64 {
+    t.div_euclid(86_400)
+}
+
+/// A stored batch and the bytes of its file.
+fn load(row: &BatchRow) -> Result<(Batch, Vec<u8>), SettleError> {
+    let corrupt = |e: serde_json::Error| SettleError::Corrupt {
+        close_seq: row.close_seq,
+        message: e.to_string(),
+    };
+    let batch: Batch = serde_json::from_str(&row.body).map_err(corrupt)?;
+    let bytes = batches::file_bytes(&batch).map_err(corrupt)?;
+    Ok((batch, bytes))
+}
+
+impl Settler {
+    /// One settlement run (see the module's rule). The caller owns the engine's SAM:
+    /// this is `settle` in-process, or the running server on its admin socket.
+    pub async fn run(&self, engine: &Engine, force: bool) -> Result<Report, SettleError> {
+        let store = engine.store().clone();
+        let mut rows = store.read(batches::list).await?;
+        let now = engine.now();
+        let mut report = Report::default();
+        match rows.last() {
+            Some(last) if !force && utc_day(last.created_at) >= utc_day(now) => {
+                report.not_closed = Some(format!(
+                    "period {} was closed at {}, and one period closes per UTC day \
+                     (--force closes another)",
+                    last.close_seq,
+                    rfc3339(u64::try_from(last.created_at).unwrap_or(0))
+                ));
+            }
+            _ => {
+                let batch = engine.close_period().await.map_err(SettleError::Close)?;
+                report.closed = Some(Closed {
+                    close_seq: batch.close_seq.0,
+                    count: batch.totals.count,
+                    sum: batch.totals.sum.0,
+                    unresolved: batch.unresolved.len(),
+                    file: self
+                        .outbox
+                        .join(batches::file_name(&batch))
+                        .display()
+                        .to_string(),
+                });
+                rows = store.read(batches::list).await?;
+            }
+        }
+        std::fs::create_dir_all(&self.outbox).map_err(|source| SettleError::Outbox {
+            path: self.outbox.clone(),
+            source,
+        })?;
+        for row in &rows {
+            let (batch, bytes) = load(row)?;
+            let path = self.outbox.join(batches::file_name(&batch));
+            if self.ensure_file(&store, row, &bytes, &path).await?
+                && report.closed.as_ref().map(|c| c.close_seq) != Some(row.close_seq)
+            {
+                report.rewritten.push(path.display().to_string());
+            }
+        }
+        if let Some(url) = &self.clearing_url {
+            for row in rows.iter().filter(|r| r.posted_at.is_none()) {
+                let (_, bytes) = load(row)?;
+                // In order: the office takes close_seq n + 1 only after n.
+                match self.client.post_json(url, Bytes::from(bytes), &[]).await {
+                    Ok(_) => {
+                        store
+                            .commit(vec![batches::set_posted(row.close_seq, engine.now())])
+                            .await?;
+                        report.posted.push(row.close_seq);
+                    }
+                    Err(e) => {
+                        report.post_error = Some(format!("batch {}: {e}", row.close_seq));
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Writes the batch's file when it is missing or not what the database holds, and
+    /// records its path. Returns whether it wrote.
+    async fn ensure_file(
+        &self,
+        store: &crate::store::Store,
+        row: &BatchRow,
+        bytes: &[u8],
+        path: &Path,
+    ) -> Result<bool, SettleError> {
+        let written = match std::fs::read(path) {
+            Ok(existing) if existing == *bytes => false,
+            Ok(_) => {
+                tracing::warn!(
+                    "{} differs from batch {} in the database: writing it again",
+                    path.display(),
+                    row.close_seq
+                );
+                write_atomic(path, bytes, FILE_MODE)?;
+                true
+            }
+            Err(_) => {
+                write_atomic(path, bytes, FILE_MODE)?;
+                true
+            }
+        };
+        let shown = path.display().to_string();
+        if row.file.as_deref() != Some(shown.as_str()) {
+            store
+                .commit(vec![batches::set_file(row.close_seq, shown)])
+                .await?;
+        }
+        Ok(written)
+    }
+}
