@@ -1,0 +1,100 @@
+// One browser session against the stack: the shop's page, the extension's confirmation
+// windows, and what the shop, the card and the extension's storage say. Shared by the
+// end-to-end test (run.mjs) and the browser demo (demo.mjs).
+
+import { createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { build, ROOT } from '../../tools/build.mjs';
+import { launch } from './browser.mjs';
+
+/** Starts Chromium on the stack's profile and opens the shop's page. */
+async function start(S, extensionDir, swLog) {
+  const browser = await launch({ profile: S.profile, extensionDir, env: { HOME: S.home } });
+  browser.worker.on('console', (m) => swLog.write(`${new Date().toISOString()} ${m.type()} ${m.text()}\n`));
+  const shop = await browser.context.newPage();
+  await shop.goto(S.shopOrigin);
+  await shop.waitForFunction(() => window.PurseCheckout !== undefined);
+  const found = await shop.evaluate(() => window.PurseCheckout.detect({ timeoutMs: 5000 }));
+  return { browser, shop, found };
+}
+
+export async function openSession(S, { artifacts }) {
+  const extensionDir = build('chromium');
+  const swLog = createWriteStream(join(S.dir, 'extension.log'), { flags: 'a' });
+  const s = {
+    ...(await start(S, extensionDir, swLog)),
+    extensionDir: join(ROOT, 'dist', 'chromium'),
+
+    /** Quits the browser and starts it again on the same profile (the extension's next start). */
+    async restart() {
+      await s.browser.context.close();
+      Object.assign(s, await start(S, extensionDir, swLog));
+    },
+
+    /** Waits (on the shop's long-poll) until an order reaches `status`; returns the order. */
+    async orderReaches(id, status, timeoutMs = 30000) {
+      const deadline = Date.now() + timeoutMs;
+      let after = 0;
+      for (;;) {
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`order ${id} did not become ${status} within ${timeoutMs} ms`);
+        const r = await (await fetch(`${S.shopOrigin}/events?order=${encodeURIComponent(id)}&after=${after}&timeout_ms=${Math.min(left, 25000)}`)).json();
+        after = r.last;
+        const hit = r.events.find((e) => e.order.status === status);
+        if (hit) return hit.order;
+      }
+    },
+
+    /** Clicks Buy and returns the extension's confirmation window. */
+    async buy(product) {
+      const opened = s.browser.context.waitForEvent('page', { timeout: 15000 });
+      await s.shop.click(`button[data-product="${product}"]`);
+      const w = await opened;
+      await w.waitForURL(/\/ui\/confirm\.html/);
+      await w.waitForSelector('body[data-state]:not([data-state="loading"])');
+      return w;
+    },
+
+    /** Presses Pay once it is enabled; returns the time of the click. */
+    async pressPay(w) {
+      await w.waitForSelector('[data-testid="pay"]:not([disabled])');
+      const t0 = performance.now();
+      await w.click('[data-testid="pay"]');
+      return t0;
+    },
+
+    async orderId() {
+      return (await s.shop.textContent('#order-id')).trim();
+    },
+
+    async shopOrder(id) {
+      return (await fetch(`${S.shopOrigin}/orders/${encodeURIComponent(id)}`)).json();
+    },
+
+    /** The webhook event types the shop took for an order. */
+    async webhookCauses(id) {
+      const r = await (await fetch(`${S.shopOrigin}/events?order=${encodeURIComponent(id)}&after=0&timeout_ms=1`)).json();
+      return r.events.map((e) => e.cause);
+    },
+
+    async cardBalance() {
+      return (await S.host.card()).balance;
+    },
+
+    async text(w, id) {
+      return (await w.textContent(`[data-testid="${id}"]`)).trim();
+    },
+
+    /** Payment ids with a card answer or a recovery kept in the extension's storage. */
+    async pendingRecords() {
+      return s.browser.worker.evaluate(async () => Object.keys((await chrome.storage.local.get('pendingDeliveries')).pendingDeliveries ?? {}));
+    },
+
+    async shot(w, name) {
+      await w.screenshot({ path: join(artifacts, `${name}.png`) });
+    },
+
+    close: () => s.browser.context.close(),
+  };
+  return s;
+}

@@ -1,0 +1,107 @@
+// The real parts of one end-to-end run, brought up in a fresh directory: the issuer's
+// keys, a SAM and a purse card holding 100.00 EUR (purse-issuer), the card in the
+// reader "Virtual PCD 00 00" (card-emulator on pcscd + vpcd), the shop plugin (init +
+// serve, SQLite on disk), the demo shop (demo-shop) taking the plugin's webhooks, and the
+// native host registered for the extension's fixed development id (native-host install,
+// its manifest copied into the browser profile's NativeMessagingHosts/).
+
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { join, resolve } from 'node:path';
+import { chromiumId } from '../../tools/extension-id.mjs';
+import { ROOT } from '../../tools/build.mjs';
+import { HostClient } from './host-client.mjs';
+import { run, start } from './procs.mjs';
+
+export const BINARIES = ['purse-issuer', 'card-emulator', 'native-host', 'shop-plugin', 'demo-shop'];
+export const SAM_ID = '5a00000000000001';
+export const CARD_ID = '1000000000000001';
+export const START_BALANCE = 10000;
+
+/** Where the built binaries are: $PURSE_BIN_DIR, else target/debug of the repository. */
+export function binDir() {
+  return resolve(process.env.PURSE_BIN_DIR ?? join(ROOT, '..', 'target', 'debug'));
+}
+
+/** The binaries that are missing (an empty list when all are built). */
+export function missingBinaries(dir = binDir()) {
+  return BINARIES.filter((b) => !existsSync(join(dir, b)));
+}
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = net.createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+async function must(step, cmd, args, opts) {
+  const r = await run(cmd, args, opts);
+  if (r.code !== 0) throw new Error(`${step} failed (${r.code}): ${r.stderr || r.stdout}`);
+  return r;
+}
+
+/**
+ * Brings the stack up under `base` (a fresh directory is made in it). `say(line)`
+ * prints a step. Returns the handles the tests need.
+ */
+export async function bringUp({ base, say = () => {}, periodSecs = 1 }) {
+  const bin = binDir();
+  const b = (n) => join(bin, n);
+  mkdirSync(base, { recursive: true });
+  const dir = mkdtempSync(join(base, 'run-'));
+  chmodSync(dir, 0o700);
+  const home = join(dir, 'home');
+  const profile = join(dir, 'profile');
+  mkdirSync(home, { recursive: true });
+  mkdirSync(join(profile, 'NativeMessagingHosts'), { recursive: true });
+  const f = (n) => join(dir, n);
+
+  say('issuer: master keys, a SAM, a purse card with 100.00 EUR');
+  await must('keys add', b('purse-issuer'), ['keys', 'add', '--keys', f('issuer.json'), '--kv', '1']);
+  await must('sam issue', b('purse-issuer'), ['sam', 'issue', '--keys', f('issuer.json'), '--sam-id', SAM_ID, '--currency', 'EUR', '--key-version', '1', '--accept', '1', '--out', f('sam.json')]);
+  await must('card issue', b('purse-issuer'), ['card', 'issue', '--keys', f('issuer.json'), '--card-id', CARD_ID, '--kv', '1', '--currency', 'EUR', '--balance', String(START_BALANCE), '--out', f('card.json')]);
+
+  const pluginPort = await freePort();
+  const shopPort = await freePort();
+  const shopOrigin = `http://127.0.0.1:${shopPort}`;
+  const pluginUrl = `http://127.0.0.1:${pluginPort}`;
+  say(`shop plugin on ${pluginUrl} (allowed origin ${shopOrigin}), demo shop on ${shopOrigin}`);
+  const config = f('plugin/shop-plugin.toml');
+  mkdirSync(f('plugin'), { recursive: true });
+  const init = await must('shop-plugin init', b('shop-plugin'), ['--config', config, 'init', '--sam-keys', f('sam.json'), '--listen', `127.0.0.1:${pluginPort}`, '--allowed-origin', shopOrigin]);
+  const apiKey = init.stdout.trim().split('\n').at(-1).trim();
+  if (!/^sk_[A-Za-z0-9_-]+$/.test(apiKey)) throw new Error('shop-plugin init printed no API key on its last line');
+  writeFileSync(f('api-key'), `${apiKey}\n`, { mode: 0o600 });
+  const plugin = await start('shop-plugin', b('shop-plugin'), ['--config', config, 'serve'], { log: f('shop-plugin.log'), ready: /listening on/ });
+  const shop = await start('demo-shop', b('demo-shop'), [
+    '--listen', `127.0.0.1:${shopPort}`, '--plugin', pluginUrl, '--api-key-file', f('api-key'),
+    '--webhook-secret-file', f('plugin/webhook-secret'), '--period-secs', String(periodSecs),
+  ], { log: f('demo-shop.log'), ready: /listening on/ });
+
+  const host = new HostClient(b('native-host'), { HOME: home });
+  const status = await host.call({ type: 'status' });
+  if (status.pcsc !== 'up' || !status.readers?.some((r) => r.name === 'Virtual PCD 00 00')) {
+    throw new Error("pcscd is not running with vpcd's reader 'Virtual PCD 00 00' (scripts/test-all and scripts/demo start it: . scripts/lib/env.sh; start_pcscd)");
+  }
+  say("the card goes into the reader 'Virtual PCD 00 00' (card emulator on vpcd)");
+  const emulator = await start('card-emulator', b('card-emulator'), ['--card', f('card.json'), '--control', f('card.ctl'), '--verbose'], { log: f('card-emulator.log'), ready: /inserted: connected/ });
+  await host.waitCard(true);
+
+  say(`native host registered for the extension ${chromiumId()}`);
+  await must('native-host install', b('native-host'), ['install', '--browser', 'chromium', '--chrome-id', chromiumId(), '--binary', b('native-host')], { env: { HOME: home } });
+  const hostManifest = join(home, '.config', 'chromium', 'NativeMessagingHosts', 'org.purse.native_host.json');
+  // Chromium with --user-data-dir reads <profile>/NativeMessagingHosts/, not ~/.config.
+  copyFileSync(hostManifest, join(profile, 'NativeMessagingHosts', 'org.purse.native_host.json'));
+
+  return {
+    dir, home, profile, bin, shopOrigin, pluginUrl, config, emulator: emulator.child, plugin: plugin.child, shop: shop.child, host,
+    control: f('card.ctl'), issuerKeys: f('issuer.json'), clearingState: f('clearing.json'), outbox: f('plugin/settlement-outbox'),
+    batches: () => (existsSync(f('plugin/settlement-outbox')) ? readdirSync(f('plugin/settlement-outbox')).filter((n) => n.endsWith('.json')).map((n) => join(f('plugin/settlement-outbox'), n)) : []),
+    run: (name, args, opts) => run(b(name), args, opts),
+  };
+}

@@ -1,0 +1,78 @@
+// Purse APDUs as the extension reads them (hex text in, plain numbers out): the fields
+// of an INITIALIZE command (to check it against what the shopper confirmed), the
+// transaction records (the card's history) and status words; SELECT is the native
+// host's. Nothing here decides about money: the SAM and the host's amount guard do;
+// this is for display and for refusing early.
+
+export const MODE = Object.freeze({ STATUS: 0, SINGLE: 1, TIME_CYCLE: 2 });
+
+/** Lowercase hex of even length, or null. */
+export function normalHex(h) {
+  return typeof h === 'string' && /^([0-9a-fA-F]{2})*$/.test(h) ? h.toLowerCase() : null;
+}
+
+function bytes(h) {
+  const n = normalHex(h);
+  if (n === null) throw new TypeError('not hex');
+  const out = new Uint8Array(n.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(n.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+function hexOf(b) {
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+function u(b, off, len) {
+  let v = 0;
+  for (let i = 0; i < len; i++) v = v * 256 + b[off + i];
+  return v;
+}
+
+/** The status word of a response APDU ("9000"), or null when it is too short. */
+export function statusWord(responseHex) {
+  const n = normalHex(responseHex);
+  return n !== null && n.length >= 4 ? n.slice(-4) : null;
+}
+
+/** The fields of an INITIALIZE FOR PURCHASE command, or null if it is not one. */
+export function parseInitialize(commandHex) {
+  let b;
+  try {
+    b = bytes(commandHex);
+  } catch {
+    return null;
+  }
+  if ((b.length !== 35 && b.length !== 36) || b[0] !== 0x80 || b[1] !== 0x50 || b[4] !== 0x1e) return null;
+  return {
+    mode: b[2],
+    kv: b[3],
+    samId: hexOf(b.subarray(5, 13)),
+    unitAmount: u(b, 29, 4),
+    maxUnits: u(b, 33, 2),
+  };
+}
+
+/** A GET TRANSACTION PROOF answer: the 51-byte record R(NT), or null. */
+export function parseRecord(responseHex) {
+  const n = normalHex(responseHex);
+  if (n === null || n.length !== 106 || statusWord(n) !== '9000') return null;
+  const b = bytes(n);
+  return {
+    nt: u(b, 0, 4),
+    samId: hexOf(b.subarray(4, 12)),
+    samTxSeq: u(b, 12, 4),
+    dateTime: u(b, 16, 4),
+    mode: b[20],
+    unitAmount: u(b, 21, 4),
+    units: u(b, 25, 2),
+    total: u(b, 27, 4),
+    balanceAfter: u(b, 31, 4),
+  };
+}
+
+/** The GET TRANSACTION PROOF command for `nt`. */
+export function proofCommand(nt) {
+  if (!Number.isInteger(nt) || nt < 1 || nt > 0xffffffff) throw new RangeError('NT out of range');
+  return `805a000004${nt.toString(16).padStart(8, '0')}00`;
+}

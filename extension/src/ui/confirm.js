@@ -1,0 +1,68 @@
+// The confirmation window's script: shows the view the background pushes (built by
+// lib/view.js) and sends back the shopper's Pay, Cancel and Stop. It computes nothing
+// about money itself.
+
+const api = globalThis.browser ?? globalThis.chrome;
+const flow = new URLSearchParams(location.search).get('flow');
+const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
+
+function text(id, value) {
+  const el = $(id);
+  el.textContent = value ?? '';
+}
+
+function show(id, yes) {
+  $(id).hidden = !yes;
+}
+
+function render(v) {
+  document.body.dataset.state = v.state;
+  $('status').dataset.state = v.state;
+  text('shop-host', v.host);
+  text('shop-origin', v.origin);
+  show('service-origin-line', Boolean(v.serviceOrigin));
+  text('service-origin', v.serviceOrigin);
+  text('description', v.description ?? '…');
+  text('amount-label', v.mode === 'time_cycle' ? 'Price' : 'Amount');
+  text('amount', v.amountText ?? '…');
+  show('time-cycle', v.mode === 'time_cycle');
+  text('unit-amount', v.unitText);
+  text('period', v.periodText);
+  text('cap', v.capText);
+  text('balance', v.balanceText ?? (v.state === 'waiting_for_card' ? 'No card in the reader' : '…'));
+  text('headline', v.headline);
+  show('running', Boolean(v.runningText));
+  text('running', v.runningText);
+  const final = v.state === 'succeeded';
+  show('result', final && Boolean(v.chargedText));
+  text('charged', v.chargedText);
+  text('new-balance', v.newBalanceText ?? '');
+  show('notice', Boolean(v.notice));
+  text('notice', v.notice);
+  show('error', Boolean(v.errorText));
+  text('error-text', v.errorText);
+  text('error-action', v.actionText);
+  $('pay').disabled = !v.canPay;
+  show('pay', v.showPay);
+  show('cancel', v.canCancel);
+  show('stop', v.canStop);
+  show('close', v.canClose);
+  if (Number.isFinite(v.payMs)) document.body.dataset.payMs = String(v.payMs);
+}
+
+const port = api.runtime.connect({ name: 'purse-confirm' });
+port.onMessage.addListener((m) => {
+  if (m?.type === 'view') render(m.view);
+  if (m?.type === 'gone') {
+    text('headline', 'This payment is no longer running.');
+    show('close', true);
+    show('cancel', false);
+    $('pay').disabled = true;
+  }
+});
+port.postMessage({ type: 'attach', flow });
+
+$('pay').addEventListener('click', () => port.postMessage({ type: 'pay' }));
+$('cancel').addEventListener('click', () => port.postMessage({ type: 'cancel' }));
+$('stop').addEventListener('click', () => port.postMessage({ type: 'stop' }));
+$('close').addEventListener('click', () => window.close());
