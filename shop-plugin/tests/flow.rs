@@ -59,6 +59,11 @@ async fn single_purchase_takes_two_shopper_requests() {
         m.get("client_secret").is_none(),
         "the secret is shown once only"
     );
+    assert_eq!(
+        p.app.engine.lock_entries(),
+        0,
+        "no lock outlives its request"
+    );
 }
 
 #[tokio::test]

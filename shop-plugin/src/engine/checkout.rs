@@ -258,7 +258,6 @@ impl Engine {
             ));
         }
         self.commit_step(&mut p, answer).await?;
-        self.unlock_done(&p);
         Ok(Step {
             payment: p,
             command: None,
@@ -302,7 +301,6 @@ impl Engine {
             }
         }
         if p.status != Status::Running || p.pending_command.is_some() {
-            self.unlock_done(&p);
             return Ok(Step {
                 payment: p,
                 command: None,
@@ -344,7 +342,6 @@ impl Engine {
             self.durable(c).await?;
         }
         let command = p.pending_command.clone();
-        self.unlock_done(&p);
         Ok(Step {
             payment: p,
             command,
@@ -403,7 +400,6 @@ impl Engine {
             ])
         };
         self.durable(committed).await?;
-        self.unlock_done(&p);
         Ok(Step {
             payment: p,
             command: None,

@@ -45,6 +45,28 @@ impl Clock for SystemClock {
     }
 }
 
+/// A held per-payment lock. On release its map entry goes too, unless another request
+/// holds or awaits it (the map never grows with old payments or keys).
+pub struct Held<'a> {
+    engine: &'a Engine,
+    key: String,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut locks = self.engine.locks.lock().unwrap_or_else(|e| e.into_inner());
+        // Clones are taken under this map lock: a count of 1 means nobody else has it.
+        if locks
+            .get(&self.key)
+            .is_some_and(|m| Arc::strong_count(m) == 1)
+        {
+            locks.remove(&self.key);
+        }
+    }
+}
+
 /// Settings of the engine.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -176,29 +198,42 @@ impl Engine {
         Ok(())
     }
 
-    /// The lock that orders all requests on one payment.
-    pub async fn lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+    /// How many per-payment locks exist now (diagnostics: 0 when the service is idle).
+    pub fn lock_entries(&self) -> usize {
+        self.locks.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// The lock that orders all requests on one payment (or on one idempotency key).
+    pub async fn lock(&self, id: &str) -> Held<'_> {
         let m = {
             let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
             locks.entry(id.to_string()).or_default().clone()
         };
-        m.lock_owned().await
-    }
-
-    pub(crate) fn unlock_done(&self, p: &Payment) {
-        if p.status.is_terminal() {
-            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
-            locks.remove(&p.id);
+        Held {
+            engine: self,
+            key: id.to_string(),
+            guard: Some(m.lock_owned().await),
         }
     }
 
     pub async fn load(&self, id: &str) -> Result<Payment, ApiError> {
-        let id2 = id.to_string();
         self.store
-            .read(move |c| rows::load_payment(c, &id2))
-            .await
+            .lookup(|c| rows::load_payment(c, id))
             .map_err(|_| ApiError::unavailable())?
             .ok_or_else(|| ApiError::not_found("payment"))
+    }
+
+    /// A payment as it stands now: a waiting payment whose client secret ran out is
+    /// expired first, so the merchant never sees `created` for one no card can pay.
+    pub async fn load_current(&self, id: &str) -> Result<Payment, ApiError> {
+        let p = self.load(id).await?;
+        if p.status != Status::Created || self.now() < p.secret_expires_at {
+            return Ok(p);
+        }
+        self.check_alive()?;
+        let _g = self.lock(id).await;
+        let p = self.expire_if_due(self.load(id).await?).await?;
+        Ok(p)
     }
 
     /// The webhook event of a status change, in the same transaction as the change.
@@ -346,7 +381,6 @@ impl Engine {
         p.updated_at = self.now();
         let ops = vec![rows::put_payment(&p), self.event(&p, "payment.canceled")];
         self.durable(self.store.submit(ops)).await?;
-        self.unlock_done(&p);
         Ok(p)
     }
 

@@ -158,9 +158,6 @@ impl Engine {
             let mut runs = self.recoveries.lock().unwrap_or_else(|e| e.into_inner());
             runs.insert(id.to_string(), run);
         }
-        for p in &payments {
-            self.unlock_done(p);
-        }
         drop(guards);
         Ok(reply)
     }

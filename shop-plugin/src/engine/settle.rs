@@ -68,9 +68,6 @@ impl Engine {
             (close.batch, self.store.submit(ops))
         };
         self.durable(committed).await?;
-        for p in &payments {
-            self.unlock_done(p);
-        }
         drop(guards);
         Ok(batch)
     }

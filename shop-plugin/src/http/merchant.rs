@@ -19,7 +19,10 @@ fn authorize(app: &App, req: &hyper::http::request::Parts) -> Result<(), ApiErro
         .headers
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        // The auth scheme is case-insensitive (RFC 9110 11.1).
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim())
         .ok_or_else(|| {
             ApiError::new(
                 401,
@@ -53,7 +56,7 @@ pub async fn handle(app: &App, req: Request<Incoming>, rest: &[&str]) -> Result<
         (Method::POST, []) => create(app, &parts, &bytes, &body).await,
         (Method::GET, []) => list(app, &query).await,
         (Method::GET, [id]) => {
-            let p = app.engine.load(id).await?;
+            let p = app.engine.load_current(id).await?;
             Ok(json_response(200, &p.merchant_view()))
         }
         (Method::POST, [id, "cancel"]) => {

@@ -117,20 +117,29 @@ fn checkout_js(app: &App) -> Resp {
     r
 }
 
-/// Serves until the listener fails. Each connection runs on its own task.
+/// Serves the API. Each connection runs on its own task.
 pub async fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
     serve_with(listener, move |req| route(app.clone(), req)).await
 }
 
-/// Serves `handler` on every connection (HTTP/1.1) until the listener fails. The
-/// plugin's API is one handler; the demo shop is another.
+/// Serves `handler` on every connection (HTTP/1.1). The plugin's API is one handler;
+/// the demo shop is another, and the benchmark's trivial ceiling a third.
 pub async fn serve_with<H, F>(listener: TcpListener, handler: H) -> std::io::Result<()>
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = Resp> + Send + 'static,
 {
     loop {
-        let (stream, peer) = listener.accept().await?;
+        // A failed accept (out of file descriptors, a connection reset before it was
+        // accepted) must not end the service: log it, let connections close, go on.
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("accepting a connection: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         tokio::spawn(async move {

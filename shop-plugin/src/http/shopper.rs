@@ -144,7 +144,7 @@ async fn dispatch(
     let e = &app.engine;
     match (method, rest) {
         (&Method::GET, ["payments", id]) => {
-            let p = e.load(id).await?;
+            let p = e.load_current(id).await?;
             e_check(e, &p, secret(body, query)?)?;
             Ok(p.shopper_view(e.initialize_commands(&p)))
         }

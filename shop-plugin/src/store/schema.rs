@@ -64,12 +64,14 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     "#,
     // 2: webhook delivery: events kept as failed after their retries, the outbox's due
-    // heads and each payment's undelivered events found by index.
+    // heads and each payment's undelivered events found by index (events of payments
+    // without a notify URL are records only, never in these indexes).
     r#"
     ALTER TABLE events ADD COLUMN failed_at INTEGER;
     CREATE INDEX events_outbox ON events(next_attempt_at)
         WHERE delivered_at IS NULL AND failed_at IS NULL AND notify_url IS NOT NULL;
-    CREATE INDEX events_undelivered ON events(payment_id, seq) WHERE delivered_at IS NULL;
+    CREATE INDEX events_undelivered ON events(payment_id, seq)
+        WHERE delivered_at IS NULL AND notify_url IS NOT NULL;
     "#,
 ];
 

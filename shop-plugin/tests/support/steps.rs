@@ -5,7 +5,28 @@ use serde_json::{json, Value};
 
 use super::{create_single, Http, TestCard};
 
+/// The id and client secret of a payment as the create response shows them.
+pub fn id_and_secret(created: &Value) -> (String, String) {
+    let field = |k: &str| {
+        created[k]
+            .as_str()
+            .unwrap_or_else(|| panic!("{k} in {created}"))
+    };
+    (field("id").to_string(), field("client_secret").to_string())
+}
+
 impl Http {
+    /// `GET …/payments/{id}` as the shopper's page reads it (secret in the query).
+    pub async fn shopper_get(&self, id: &str, secret: &str) -> (u16, Value) {
+        self.request(
+            "GET",
+            &format!("/v1/checkout/payments/{id}?client_secret={secret}"),
+            None,
+            &[("origin", super::ORIGIN)],
+        )
+        .await
+    }
+
     /// `POST …/initialize` with the card's INITIALIZE answer.
     pub async fn initialize(&self, id: &str, secret: &str, kv: u8, response: &str) -> (u16, Value) {
         self.shopper(
