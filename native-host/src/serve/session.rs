@@ -20,8 +20,10 @@ use crate::session::{purpose_name, Session};
 
 /// How a session's loop ended.
 enum End {
-    /// Back to the main loop; the session was closed and the extension told.
-    Closed,
+    /// Back to the main loop, with what to tell the extension once the card is released
+    /// (the reply is sent only after the transaction ended and the card was disconnected,
+    /// so a "closed" reply means the card is free for the next client).
+    Closed(Option<Id>, Reply),
     /// The host must exit.
     Exit(Exit),
 }
@@ -88,6 +90,7 @@ impl<W: Write> Host<W> {
         let end = self.run_session(&tx, &mut session);
         self.busy = None;
         let _ = tx.end(Disposition::LeaveCard);
+        drop(connected);
         log!(
             "session {} ended: {} unit(s) charged, {} in doubt",
             session.id,
@@ -95,7 +98,7 @@ impl<W: Write> Host<W> {
             session.guard.in_doubt()
         );
         match end {
-            End::Closed => Flow::Continue,
+            End::Closed(id, reply) => self.send(id, reply),
             End::Exit(e) => Flow::Exit(e),
         }
     }
@@ -137,15 +140,12 @@ impl<W: Write> Host<W> {
                 Ok(Request::Cancel) => {
                     self.hook.clear();
                     log!("session {}: cancelled by the shopper", session.id);
-                    return match self.send(
+                    return End::Closed(
                         id,
                         Reply::Cancelled {
                             session: Some(session.id.clone()),
                         },
-                    ) {
-                        Flow::Continue => End::Closed,
-                        Flow::Exit(e) => End::Exit(e),
-                    };
+                    );
                 }
                 Ok(r) => self.common(id, r),
             };
@@ -155,18 +155,16 @@ impl<W: Write> Host<W> {
         }
     }
 
-    /// Tells the extension the session ended (a reply to `id`, or an event).
+    /// The session ended: the extension is told (a reply to `id`, or an event) once the
+    /// card is released.
     fn closed(&mut self, id: Option<Id>, session: &Session, reason: CloseReason) -> End {
-        match self.send(
+        End::Closed(
             id,
             Reply::SessionClosed {
                 session: session.id.clone(),
                 reason,
             },
-        ) {
-            Flow::Continue => End::Closed,
-            Flow::Exit(e) => End::Exit(e),
-        }
+        )
     }
 
     /// One APDU through the guard to the card. `Some` when the session is over.
