@@ -2,68 +2,31 @@
 //! a hostile relay between them: replayed DEBIT, changed amount, out-of-order and excess
 //! ticks, wrong KV, forged S3, forged TAC, a journal that cannot be written.
 
-use std::collections::BTreeMap;
+mod common;
 
-use purse::card::{Card, CardState, MemoryStore};
+use purse::card::{Card, MemoryStore};
 use purse::clearing::{verify, ClearingState};
 use purse::commands::{CardCommand, INS_DEBIT, INS_INITIALIZE};
-use purse::keys::{IssuerKeys, MasterKeys, SamKeys};
+use purse::keys::{IssuerKeys, SamKeys};
 use purse::sam::{Completion, Durable, Exchange, Order, Outcome, Refusal, Sam, SamError, TxState};
 use purse::surrogate::{
     exchange, select, CardLink, Journal, JournalError, LinkError, LocalCard, NoJournal, Surrogate,
     SurrogateError,
 };
-use purse::{Amount, CardId, Currency, DateTime, Key, KeyVersion, Rnd, SamId, SamTxSeq, Units};
+use purse::{Amount, CardId, Currency, DateTime, KeyVersion, Rnd, SamId, SamTxSeq, Units};
 
 const NOW: DateTime = DateTime(1_795_000_000);
 
 fn issuer() -> IssuerKeys {
-    let mut versions = BTreeMap::new();
-    for kv in [1u8, 2] {
-        versions.insert(
-            KeyVersion(kv),
-            MasterKeys {
-                mk_pur: Key::from_bytes([kv; 16]),
-                mk_tac: Key::from_bytes([kv + 10; 16]),
-                mk_sam: Key::from_bytes([kv + 20; 16]),
-            },
-        );
-    }
-    IssuerKeys { versions }
+    common::test_issuer()
 }
 
 fn sam() -> Sam {
-    let keys = SamKeys::issue(
-        &issuer(),
-        SamId([0x5A, 0, 0, 0, 0, 0, 0, 9]),
-        Currency::EUR,
-        KeyVersion(1),
-        &[KeyVersion(1), KeyVersion(2)],
-    )
-    .expect("sam keys");
-    Sam::new(keys)
+    Sam::new(common::test_sam_keys(SamId([0x5A, 0, 0, 0, 0, 0, 0, 9])))
 }
 
 fn card(balance: u32) -> Card {
-    let id = CardId([0x10, 0, 0, 0, 0, 0, 0, 0x42]);
-    let m = issuer();
-    let m = m.get(KeyVersion(1)).expect("kv1");
-    let state = CardState::new(
-        id,
-        KeyVersion(1),
-        Currency::EUR,
-        Amount(balance),
-        m.k_pur(id),
-        m.k_tac(id),
-    );
-    let mut n = 0u8;
-    Card::new(
-        state,
-        Box::new(move || {
-            n = n.wrapping_add(1);
-            Rnd([n; 16])
-        }),
-    )
+    common::test_card(CardId([0x10, 0, 0, 0, 0, 0, 0, 0x42]), balance)
 }
 
 /// Rewrites a command on its way to the card.

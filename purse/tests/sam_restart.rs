@@ -1,62 +1,30 @@
 //! A SAM that crashes and restarts from its journal: nothing authorized is lost, no
 //! SAM_TxSeq is reused, and recovery finishes what was in flight.
 
-use std::collections::BTreeMap;
+mod common;
 
-use purse::card::{Card, CardState, MemoryStore};
+use purse::card::{Card, MemoryStore};
 use purse::commands::CardCommand;
-use purse::keys::{IssuerKeys, MasterKeys, SamKeys};
+use purse::keys::{IssuerKeys, SamKeys};
 use purse::sam::{Order, Outcome, Sam, Snapshot, TxState};
 use purse::surrogate::{exchange, select, Journal, LocalCard, MemoryJournal, Surrogate};
-use purse::{Amount, CardId, CloseSeq, Currency, DateTime, Key, KeyVersion, Rnd, SamId, SamTxSeq};
+use purse::{Amount, CardId, CloseSeq, DateTime, KeyVersion, Rnd, SamId, SamTxSeq};
 
 fn keys() -> (IssuerKeys, SamKeys) {
-    let mut versions = BTreeMap::new();
-    versions.insert(
-        KeyVersion(1),
-        MasterKeys {
-            mk_pur: Key::from_bytes([1; 16]),
-            mk_tac: Key::from_bytes([2; 16]),
-            mk_sam: Key::from_bytes([3; 16]),
-        },
-    );
-    let issuer = IssuerKeys { versions };
-    let sam = SamKeys::issue(
-        &issuer,
-        SamId([0x5A; 8]),
-        Currency::EUR,
-        KeyVersion(1),
-        &[KeyVersion(1)],
-    )
-    .expect("keys");
-    (issuer, sam)
-}
-
-fn card(issuer: &IssuerKeys) -> Card {
-    let id = CardId([0x10; 8]);
-    let m = issuer.get(KeyVersion(1)).expect("kv");
-    let mut n = 0u8;
-    Card::new(
-        CardState::new(
-            id,
-            KeyVersion(1),
-            Currency::EUR,
-            Amount(5000),
-            m.k_pur(id),
-            m.k_tac(id),
-        ),
-        Box::new(move || {
-            n = n.wrapping_add(1);
-            Rnd([n; 16])
-        }),
+    (
+        common::test_issuer(),
+        common::test_sam_keys(SamId([0x5A; 8])),
     )
 }
 
-/// The journal as it would be on disk: every record, in order.
+fn card() -> Card {
+    common::test_card(CardId([0x10; 8]), 5000)
+}
+
 #[test]
 fn crash_between_authorize_and_complete_loses_nothing() {
     let (issuer, sam_keys) = keys();
-    let mut c = card(&issuer);
+    let mut c = card();
     let mut journal = MemoryJournal::default();
     let now = DateTime(1_795_000_000);
 

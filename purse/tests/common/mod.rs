@@ -1,11 +1,12 @@
-//! Shared helpers of the vector tests: loading the project's copy of the vectors and
-//! building key sets from them.
+//! Shared helpers of the integration tests: loading the project's copy of the vectors
+//! and building key sets from them, and fixed test keys, SAMs and cards.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 
+use purse::card::{Card, CardState};
 use purse::keys::{IssuerKeys, MasterKeys, SamKeys};
-use purse::{Currency, Key, KeyVersion, SamId};
+use purse::{Amount, CardId, Currency, Key, KeyVersion, Rnd, SamId};
 use serde_json::Value;
 
 pub fn vectors() -> Value {
@@ -66,4 +67,56 @@ pub fn sam_keys(v: &Value, which: &str) -> SamKeys {
         "K_SAM of {which} derives from MK_SAM"
     );
     keys
+}
+
+/// Issuer keys of key versions 1 and 2 for tests (never a real issuer's).
+pub fn test_issuer() -> IssuerKeys {
+    let mut versions = BTreeMap::new();
+    for kv in [1u8, 2] {
+        versions.insert(
+            KeyVersion(kv),
+            MasterKeys {
+                mk_pur: Key::from_bytes([kv; 16]),
+                mk_tac: Key::from_bytes([kv + 10; 16]),
+                mk_sam: Key::from_bytes([kv + 20; 16]),
+            },
+        );
+    }
+    IssuerKeys { versions }
+}
+
+/// The keys of an EUR SAM of [`test_issuer`] (SAM key version 1), accepting cards of
+/// key versions 1 and 2.
+pub fn test_sam_keys(sam_id: SamId) -> SamKeys {
+    SamKeys::issue(
+        &test_issuer(),
+        sam_id,
+        Currency::EUR,
+        KeyVersion(1),
+        &[KeyVersion(1), KeyVersion(2)],
+    )
+    .expect("sam keys")
+}
+
+/// A fresh EUR card of key version 1 personalised by [`test_issuer`]; its RND_C draws
+/// count up, so runs are repeatable.
+pub fn test_card(id: CardId, balance: u32) -> Card {
+    let issuer = test_issuer();
+    let m = issuer.get(KeyVersion(1)).expect("kv1");
+    let state = CardState::new(
+        id,
+        KeyVersion(1),
+        Currency::EUR,
+        Amount(balance),
+        m.k_pur(id),
+        m.k_tac(id),
+    );
+    let mut n = 0u8;
+    Card::new(
+        state,
+        Box::new(move || {
+            n = n.wrapping_add(1);
+            Rnd([n; 16])
+        }),
+    )
 }
