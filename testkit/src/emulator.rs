@@ -138,6 +138,17 @@ impl Emulator {
     /// this process, in the locked slot, inserted or not. Same control socket (next to
     /// the card file) and the same behaviour as the binary, minus its signals.
     pub fn in_process(lock: &SlotLock, card_file: &Path, inserted: bool) -> Emulator {
+        Emulator::in_process_as(lock, card_file, inserted, false)
+    }
+
+    /// [`Emulator::in_process`], as a card of another kind when `without_purse` (no
+    /// purse application: SELECT answers 6A82).
+    pub fn in_process_as(
+        lock: &SlotLock,
+        card_file: &Path,
+        inserted: bool,
+        without_purse: bool,
+    ) -> Emulator {
         let control = card_file.with_extension("ctl");
         let store = FileStore::new(card_file);
         let state = store
@@ -153,6 +164,7 @@ impl Emulator {
             port: lock.slot().port,
             inserted,
             verbose: false,
+            without_purse,
         };
         let emulator = run::Emulator::new(card, store, opts, req_rx, wake_rx);
         let stopper = emulator.stopper(waker);

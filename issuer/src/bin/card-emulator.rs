@@ -35,6 +35,9 @@ struct Args {
     /// Log every APDU's INS and status word.
     #[arg(long, short)]
     verbose: bool,
+    /// Be a card without the purse application (tests of "unsupported card").
+    #[arg(long)]
+    without_purse: bool,
 }
 
 fn main() {
@@ -79,6 +82,7 @@ fn real_main() -> Result<()> {
         port: args.vpcd_port,
         inserted: !args.removed,
         verbose: args.verbose,
+        without_purse: args.without_purse,
     };
     run::Emulator::new(card, store, opts, req_rx, wake_rx).run()
 }

@@ -26,6 +26,9 @@ pub struct Options {
     pub inserted: bool,
     /// Log every APDU's INS and status word.
     pub verbose: bool,
+    /// Be a card of another kind: no purse application (SELECT of it answers 6A82,
+    /// anything else 6D00). For the "unsupported card" paths of the shopper's side.
+    pub without_purse: bool,
 }
 
 pub struct Emulator {
@@ -229,7 +232,16 @@ impl Emulator {
             );
             return self.pull();
         }
-        let response = self.card.process(apdu, &mut self.store);
+        let response = if self.opts.without_purse {
+            let sw = if purse::commands::is_select_class(apdu) {
+                [0x6A, 0x82]
+            } else {
+                [0x6D, 0x00]
+            };
+            sw.to_vec()
+        } else {
+            self.card.process(apdu, &mut self.store)
+        };
         if self.opts.verbose {
             log!("apdu ins={} -> {}", hex_opt(ins), sw_hex(&response));
         }

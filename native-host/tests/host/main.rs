@@ -36,6 +36,15 @@ pub struct Rig {
 impl Rig {
     /// A card `…id_last` holding `balance` cents of EUR in `slot`, present in the reader.
     pub fn new(slot: Slot, name: &str, id_last: u8, balance: u32) -> Rig {
+        Rig::with_card(slot, name, id_last, balance, false)
+    }
+
+    /// A card of another kind (no purse application) present in `slot`'s reader.
+    pub fn without_purse(slot: Slot, name: &str) -> Rig {
+        Rig::with_card(slot, name, 0xF0, 0, true)
+    }
+
+    fn with_card(slot: Slot, name: &str, id_last: u8, balance: u32, without_purse: bool) -> Rig {
         let lock = SlotLock::acquire(slot);
         let dir = TestDir::new(name);
         let card_file = dir.join("card.json");
@@ -46,7 +55,7 @@ impl Rig {
                 Amount(balance),
             ),
         );
-        let emu = Emulator::in_process(&lock, &card_file, true);
+        let emu = Emulator::in_process_as(&lock, &card_file, true, without_purse);
         wait_present(&pcsc_context(), slot.reader);
         Rig {
             emu,

@@ -1,5 +1,6 @@
-//! The host and the PC/SC service: pcscd not running, no such reader, no card, waiting
-//! for a card to arrive and leave, a wait that times out, a wait the shopper cancels.
+//! The host and the PC/SC service: pcscd not running, no such reader, no card, a card
+//! of another kind, waiting for a card to arrive and leave, a wait that times out, a wait
+//! the shopper cancels.
 
 use serde_json::json;
 use testkit::{Emulator, SlotLock, TestDir, SLOT_0, SLOT_1};
@@ -125,4 +126,23 @@ fn the_shopper_cancels_a_wait() {
         "card_event",
     );
     assert_eq!(r["present"], true);
+}
+
+#[test]
+fn a_card_without_the_purse_is_unsupported() {
+    let rig = Rig::without_purse(SLOT_1, "host-unsupported");
+    let mut host = Host::spawn(rig.dir.path(), &[]);
+    let r = host.expect_error(
+        json!({"type":"card_info","reader":rig.reader}),
+        "unsupported_card",
+    );
+    assert!(r["detail"].as_str().unwrap_or("").contains("6A82"), "{r}");
+    host.expect_error(
+        json!({"type":"open_session","purpose":"payment","reader":rig.reader,
+               "payment":{"mode":"single","unit_amount":100,"max_units":1,"currency":978}}),
+        "unsupported_card",
+    );
+    // The card is left as it was and the host serves on: a purse card works next.
+    let status = host.expect(json!({"type":"status"}), "status");
+    assert_eq!(status["session"], json!(null), "{status}");
 }
