@@ -11,6 +11,15 @@ export class HostClient {
     this.waiting = new Map();
     this.next = 1;
     this.child.stdout.on('data', (c) => this.data(c));
+    // A host that exits fails every call still waiting (instead of leaving it hanging);
+    // a write to a host that is gone is reported by that, not as an uncaught EPIPE.
+    this.exited = null;
+    this.child.stdin.on('error', () => {});
+    this.child.on('exit', (code, sig) => {
+      this.exited = `the native host exited (${code ?? sig})`;
+      for (const w of this.waiting.values()) w({ type: 'error', code: 'host_exited', detail: this.exited });
+      this.waiting.clear();
+    });
   }
 
   data(c) {
@@ -33,8 +42,10 @@ export class HostClient {
     const body = Buffer.from(JSON.stringify({ ...req, id }));
     const head = Buffer.alloc(4);
     head.writeUInt32LE(body.length);
+    if (this.exited) return Promise.resolve({ type: 'error', code: 'host_exited', detail: this.exited });
+    const reply = new Promise((resolve) => this.waiting.set(id, resolve));
     this.child.stdin.write(Buffer.concat([head, body]));
-    return new Promise((resolve) => this.waiting.set(id, resolve));
+    return reply;
   }
 
   /** The card in the reader (SELECT), or throws with the host's error code. */
@@ -52,6 +63,7 @@ export class HostClient {
   }
 
   close() {
+    if (this.exited) return Promise.resolve();
     return new Promise((resolve) => {
       this.child.once('exit', resolve);
       this.child.stdin.end();

@@ -47,14 +47,22 @@ export function start(name, cmd, args, { log, env, ready = null, timeoutMs = 300
 /** Runs a command to its end; resolves {code, stdout, stderr}. */
 export function run(cmd, args, { env, input } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    // No stdin pipe unless there is input: a child that exits without reading it would
+    // otherwise make our write fail (EPIPE).
+    const stdin = input === undefined ? 'ignore' : 'pipe';
+    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: [stdin, 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c) => { stdout += c; });
     child.stderr.on('data', (c) => { stderr += c; });
     child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input ?? '');
+    // 'close', not 'exit': only then is all of stdout and stderr read.
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    if (child.stdin) {
+      // The child may exit before it reads its input; what it did is in its exit code.
+      child.stdin.on('error', () => {});
+      child.stdin.end(input);
+    }
   });
 }
 
