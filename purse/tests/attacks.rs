@@ -10,8 +10,7 @@ use purse::commands::{CardCommand, INS_DEBIT, INS_INITIALIZE};
 use purse::keys::{IssuerKeys, SamKeys};
 use purse::sam::{Completion, Durable, Exchange, Order, Outcome, Refusal, Sam, SamError, TxState};
 use purse::surrogate::{
-    exchange, select, CardLink, Journal, JournalError, LinkError, LocalCard, NoJournal, Surrogate,
-    SurrogateError,
+    CardLink, Journal, JournalError, LinkError, LocalCard, NoJournal, Surrogate, SurrogateError,
 };
 use purse::{Amount, CardId, Currency, DateTime, KeyVersion, Rnd, SamId, SamTxSeq, Units};
 
@@ -100,13 +99,12 @@ fn replayed_debit_is_refused_and_debits_once() {
         card: &mut c,
         store: &mut MemoryStore,
     };
-    select(&mut link).expect("select");
-    let begun = sam
-        .begin(Order::single(Amount(1250)), rnd(2))
-        .expect("begin");
-    let init = exchange(
+    let (_, init) = common::initialize(
+        &sam,
         &mut link,
-        &CardCommand::Initialize(begun.initialize(KeyVersion(1))),
+        Order::single(Amount(1250)),
+        KeyVersion(1),
+        rnd(2),
     );
     assert!(matches!(init, Exchange::Answered(ref r) if r.sw.is_ok()));
     assert_eq!(c.process(&debit, &mut MemoryStore), vec![0x69, 0x82]);
@@ -268,13 +266,12 @@ fn wrong_kv_is_refused_by_the_card() {
         card: &mut c,
         store: &mut MemoryStore,
     };
-    let begun = sam
-        .begin(Order::single(Amount(500)), rnd(1))
-        .expect("begin");
-    select(&mut link).expect("select");
-    let answer = exchange(
+    let (begun, answer) = common::initialize(
+        &sam,
         &mut link,
-        &CardCommand::Initialize(begun.initialize(KeyVersion(2))),
+        Order::single(Amount(500)),
+        KeyVersion(2),
+        rnd(1),
     );
     let e = sam
         .authorize(&begun, KeyVersion(2), &answer, NOW)
@@ -290,13 +287,12 @@ fn wrong_kv_is_refused_by_the_card() {
     )
     .expect("keys");
     let mut only_kv2 = Sam::new(keys);
-    let begun = only_kv2
-        .begin(Order::single(Amount(500)), rnd(2))
-        .expect("begin");
-    select(&mut link).expect("select");
-    let answer = exchange(
+    let (begun, answer) = common::initialize(
+        &only_kv2,
         &mut link,
-        &CardCommand::Initialize(begun.initialize(KeyVersion(1))),
+        Order::single(Amount(500)),
+        KeyVersion(1),
+        rnd(2),
     );
     let e = only_kv2
         .authorize(&begun, KeyVersion(1), &answer, NOW)

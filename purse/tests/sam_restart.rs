@@ -7,7 +7,7 @@ use purse::card::{Card, MemoryStore};
 use purse::commands::CardCommand;
 use purse::keys::{IssuerKeys, SamKeys};
 use purse::sam::{Order, Outcome, Sam, Snapshot, TxState};
-use purse::surrogate::{exchange, select, Journal, LocalCard, MemoryJournal, Surrogate};
+use purse::surrogate::{exchange, Journal, LocalCard, MemoryJournal, Surrogate};
 use purse::{Amount, CardId, CloseSeq, DateTime, KeyVersion, Rnd, SamId, SamTxSeq};
 
 fn keys() -> (IssuerKeys, SamKeys) {
@@ -47,13 +47,12 @@ fn crash_between_authorize_and_complete_loses_nothing() {
         card: &mut c,
         store: &mut MemoryStore,
     };
-    select(&mut link).expect("select");
-    let begun = sam
-        .begin(Order::single(Amount(250)), Rnd([8; 16]))
-        .expect("begin");
-    let init = exchange(
+    let (begun, init) = common::initialize(
+        &sam,
         &mut link,
-        &CardCommand::Initialize(begun.initialize(KeyVersion(1))),
+        Order::single(Amount(250)),
+        KeyVersion(1),
+        Rnd([8; 16]),
     );
     let auth = sam
         .authorize(&begun, KeyVersion(1), &init, now)

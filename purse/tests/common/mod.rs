@@ -5,7 +5,10 @@
 use std::collections::BTreeMap;
 
 use purse::card::{Card, CardState};
+use purse::commands::CardCommand;
 use purse::keys::{IssuerKeys, MasterKeys, SamKeys};
+use purse::sam::{Begun, Exchange, Order, Sam};
+use purse::surrogate::{exchange, select, CardLink};
 use purse::{Amount, CardId, Currency, Key, KeyVersion, Rnd, SamId};
 use serde_json::Value;
 
@@ -119,4 +122,20 @@ pub fn test_card(id: CardId, balance: u32) -> Card {
             Rnd([n; 16])
         }),
     )
+}
+
+/// Begins a purchase for `order` and opens it on the card in `link`: SELECT, then the
+/// INITIALIZE for key version `kv`. Returns the purchase and the card's answer, for the
+/// test to authorize (or not).
+pub fn initialize(
+    sam: &Sam,
+    link: &mut dyn CardLink,
+    order: Order,
+    kv: KeyVersion,
+    rnd_s: Rnd,
+) -> (Begun, Exchange) {
+    select(link).expect("select");
+    let begun = sam.begin(order, rnd_s).expect("begin");
+    let answer = exchange(link, &CardCommand::Initialize(begun.initialize(kv)));
+    (begun, answer)
 }
