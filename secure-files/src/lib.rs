@@ -1,7 +1,8 @@
 //! Files that hold keys, card state, secrets and settlement batches, for every binary of
 //! the system: secrets refused when other users may read them (mode 0600 or stricter),
 //! new private files that never replace an existing one, and atomic durable writes
-//! (temporary file, fsync, rename, directory fsync).
+//! (temporary file, fsync, rename, directory fsync), and the advisory locks that guard
+//! them (`lock`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -9,6 +10,9 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
+
+pub mod lock;
+pub use lock::FileLock;
 
 #[derive(Debug, Error)]
 pub enum FileError {
