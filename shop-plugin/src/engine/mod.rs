@@ -25,6 +25,8 @@ use subtle_eq::ct_eq;
 
 pub use error::ApiError;
 pub use recovery::RecoveryRun;
+#[doc(hidden)]
+pub use settle::{ClosePause, CloseStage};
 
 use crate::payment::{Payment, Status};
 use crate::store::rows::{self, NewEvent};
@@ -96,6 +98,8 @@ pub struct Engine {
     poisoned: AtomicBool,
     /// Poked after every durable commit: the webhook worker wakes to send new events.
     outbox: Arc<tokio::sync::Notify>,
+    /// The test seam of the next close (see [`ClosePause`]); `None` in service.
+    close_pause: Mutex<Option<(CloseStage, Arc<ClosePause>)>>,
 }
 
 pub(crate) fn random_hex(n: usize) -> String {
@@ -145,6 +149,7 @@ impl Engine {
             settings,
             poisoned: AtomicBool::new(false),
             outbox: Arc::default(),
+            close_pause: Mutex::new(None),
         })
     }
 
