@@ -173,9 +173,7 @@ impl Worker {
                     Some(delay) if !e.permanent => Outcome::Retry(now.saturating_add(delay)),
                     _ => Outcome::Failed,
                 };
-                let mut msg = e.message;
-                msg.truncate(MAX_ERROR);
-                (outcome, Some(msg))
+                (outcome, Some(clip(e.message, MAX_ERROR)))
             }
         };
         match &outcome {
@@ -210,5 +208,37 @@ impl Worker {
             error,
         };
         (a, recorded)
+    }
+}
+
+/// `s` cut to at most `max` bytes, at a character boundary (an error text may hold any
+/// character: `String::truncate` inside one would panic).
+fn clip(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let end = (0..=max)
+            .rev()
+            .find(|&i| s.is_char_boundary(i))
+            .unwrap_or(0);
+        s.truncate(end);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{clip, MAX_ERROR};
+
+    #[test]
+    fn an_error_text_is_clipped_at_a_character_boundary() {
+        // "é" is two bytes: bytes 299 and 300 (0-based), across the limit.
+        let text = format!("{}é and more", "x".repeat(MAX_ERROR - 1));
+        let kept = clip(text.clone(), MAX_ERROR);
+        assert_eq!(kept, "x".repeat(MAX_ERROR - 1));
+        // A four-byte character straddling the limit, and texts within it.
+        let text = format!("{}🦀🦀", "y".repeat(MAX_ERROR - 2));
+        assert_eq!(clip(text, MAX_ERROR), "y".repeat(MAX_ERROR - 2));
+        assert_eq!(clip("HTTP 500".into(), MAX_ERROR), "HTTP 500");
+        let exact = "é".repeat(MAX_ERROR / 2);
+        assert_eq!(clip(exact.clone(), MAX_ERROR), exact);
     }
 }
