@@ -21,7 +21,7 @@ use purse::{Amount, Currency, KeyVersion, Mode, Rnd, Units};
 use rand::RngCore;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use subtle_eq::ct_eq;
+use subtle::ConstantTimeEq;
 
 pub use error::ApiError;
 pub use recovery::RecoveryRun;
@@ -116,17 +116,6 @@ pub(crate) fn fresh_rnd() -> Rnd {
 
 pub fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
-}
-
-/// Constant-time equality of two strings of public length (hashes).
-mod subtle_eq {
-    pub fn ct_eq(a: &str, b: &str) -> bool {
-        a.len() == b.len()
-            && a.bytes()
-                .zip(b.bytes())
-                .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-                == 0
-    }
 }
 
 impl Engine {
@@ -323,7 +312,8 @@ impl Engine {
 
     /// Checks the shopper's client secret.
     pub fn check_secret(&self, p: &Payment, secret: &str) -> Result<(), ApiError> {
-        if !ct_eq(&sha256_hex(secret.as_bytes()), &p.secret_hash) {
+        let hash = sha256_hex(secret.as_bytes());
+        if !bool::from(hash.as_bytes().ct_eq(p.secret_hash.as_bytes())) {
             return Err(ApiError::new(
                 401,
                 "invalid_client_secret",
