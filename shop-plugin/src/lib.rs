@@ -23,10 +23,13 @@ pub mod webhooks;
 pub const CHECKOUT_JS: &str = include_str!("../assets/checkout.js");
 
 /// Logs go to stderr (stdout may be a protocol or a report), filtered by `RUST_LOG`
-/// (default `info`). For the binaries of this crate.
+/// (default `info`); plain text, no colour codes, unless stderr is a terminal (a file or
+/// journald would keep the escapes). For the binaries of this crate.
 pub fn init_logging() {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
