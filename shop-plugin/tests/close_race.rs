@@ -7,44 +7,35 @@
 
 mod support;
 
-use std::sync::atomic::AtomicI64;
-use std::sync::Arc;
 use std::time::Duration;
 
 use purse::sam::Order;
 use purse::settlement::Batch;
 use purse::{Amount, Currency, Units};
 use serde_json::{json, Value};
-use shop_plugin::engine::{CloseStage, Engine, NewPayment, Settings};
+use shop_plugin::engine::{CloseStage, Engine, NewPayment};
 use shop_plugin::payment::{Payment, Status};
-use shop_plugin::store::Store;
-use support::{sam_keys, temp_dir, TestCard, TestClock, T0};
+use support::{Plugin, TestCard, T0};
 
-/// An engine over a real SQLite file, on a clock the test moves.
+/// The plugin's engine over a real SQLite file, on a clock the test moves (driven
+/// directly: the HTTP layer adds nothing to these orders).
 struct Shop {
-    engine: Engine,
-    clock: Arc<TestClock>,
+    plugin: Plugin,
 }
 
 impl Shop {
-    fn open(name: &str) -> Shop {
-        let dir = temp_dir(name);
-        let store = Store::open(&dir.join("plugin.db")).expect("store");
-        let clock = Arc::new(TestClock(AtomicI64::new(T0)));
-        let engine = Engine::open(
-            store,
-            sam_keys(),
-            clock.clone(),
-            Settings {
-                secret_ttl_secs: 1800,
-            },
-        )
-        .expect("engine");
-        Shop { engine, clock }
+    async fn open(name: &str) -> Shop {
+        Shop {
+            plugin: Plugin::start(name).await,
+        }
+    }
+
+    fn engine(&self) -> &Engine {
+        &self.plugin.app.engine
     }
 
     fn set_time(&self, t: i64) {
-        self.clock.0.store(t, std::sync::atomic::Ordering::SeqCst);
+        self.plugin.set_time(t);
     }
 
     /// A time-cycle payment authorized by `card`. Returns (id, secret, the card's
@@ -57,7 +48,7 @@ impl Shop {
         period: u32,
         notify_url: Option<String>,
     ) -> (String, String, String) {
-        let e = &self.engine;
+        let e = self.engine();
         let (p, secret) = e
             .new_payment(NewPayment {
                 currency: Currency::EUR,
@@ -89,7 +80,7 @@ impl Shop {
 
     async fn first_unit(&self, id: &str, secret: &str, debit: &str) {
         let step = self
-            .engine
+            .engine()
             .answer(id, secret, Some(debit.to_string()))
             .await
             .expect("unit 1");
@@ -97,12 +88,12 @@ impl Shop {
     }
 
     async fn payment(&self, id: &str) -> Payment {
-        self.engine.load(id).await.expect("payment")
+        self.engine().load(id).await.expect("payment")
     }
 
     async fn events(&self, id: &str) -> Vec<String> {
         let id = id.to_string();
-        self.engine
+        self.engine()
             .store()
             .read(move |c| {
                 let mut st =
@@ -117,7 +108,7 @@ impl Shop {
     }
 
     async fn close(&self) -> Batch {
-        self.engine.close_period().await.expect("close")
+        self.engine().close_period().await.expect("close")
     }
 
     /// Closes with a pause at `stage`, running `meanwhile` there. Returns the batch.
@@ -126,7 +117,7 @@ impl Shop {
         stage: CloseStage,
         meanwhile: impl FnOnce() -> F,
     ) -> Batch {
-        let pause = self.engine.pause_next_close(stage);
+        let pause = self.engine().pause_next_close(stage);
         let (batch, ()) = tokio::join!(self.close(), async {
             pause.reached().await;
             meanwhile().await;
@@ -161,10 +152,10 @@ async fn assert_ended(shop: &Shop, id: &str, secret: &str, units: u16, total: u3
     );
     assert_eq!(events.last().map(String::as_str), Some("payment.succeeded"));
     // Later requests see the end, not a conflict.
-    shop.set_time(shop.engine.now() + 86_400);
-    let t = shop.engine.tick(id, secret, None).await.expect("tick");
+    shop.set_time(shop.engine().now() + 86_400);
+    let t = shop.engine().tick(id, secret, None).await.expect("tick");
     assert_eq!((t.payment.status, t.command), (Status::Succeeded, None));
-    let s = shop.engine.stop(id, secret, None).await.expect("stop");
+    let s = shop.engine().stop(id, secret, None).await.expect("stop");
     assert_eq!(s.payment.status, Status::Succeeded);
     assert_eq!(shop.events(id).await, events, "no event after the end");
 }
@@ -172,7 +163,7 @@ async fn assert_ended(shop: &Shop, id: &str, secret: &str, units: u16, total: u3
 #[tokio::test]
 async fn a_first_unit_confirmed_after_the_close_read_the_running_set_reaches_its_payment() {
     for stage in [CloseStage::Listed, CloseStage::Locked] {
-        let shop = Shop::open("race-first-unit");
+        let shop = Shop::open("race-first-unit").await;
         // One time-cycle running when the close starts; another whose first unit is
         // confirmed while the close is paused.
         let mut alice = TestCard::new(1, 10_000);
@@ -206,7 +197,7 @@ async fn a_first_unit_confirmed_after_the_close_read_the_running_set_reaches_its
 
 #[tokio::test]
 async fn a_first_unit_confirmed_before_the_close_is_ended_by_it() {
-    let shop = Shop::open("race-before");
+    let shop = Shop::open("race-before").await;
     let mut card = TestCard::new(3, 10_000);
     let (id, secret, debit) = shop.authorize(&mut card, 40, 10, 60, None).await;
     shop.first_unit(&id, &secret, &debit).await;
@@ -217,7 +208,7 @@ async fn a_first_unit_confirmed_before_the_close_is_ended_by_it() {
 
 #[tokio::test]
 async fn a_first_unit_confirmed_after_the_close_runs_on_to_the_next_close() {
-    let shop = Shop::open("race-after");
+    let shop = Shop::open("race-after").await;
     let mut card = TestCard::new(4, 10_000);
     let (id, secret, debit) = shop.authorize(&mut card, 40, 10, 60, None).await;
     // The DEBIT is in flight at the close: unresolved, nothing settled, still authorized.
@@ -228,10 +219,14 @@ async fn a_first_unit_confirmed_after_the_close_runs_on_to_the_next_close() {
 
     shop.first_unit(&id, &secret, &debit).await;
     shop.set_time(T0 + 60);
-    let t = shop.engine.tick(&id, &secret, None).await.expect("tick 2");
+    let t = shop
+        .engine()
+        .tick(&id, &secret, None)
+        .await
+        .expect("tick 2");
     let a2 = card.run(t.command.as_deref().expect("TICK 2 is due"));
     let t = shop
-        .engine
+        .engine()
         .answer(&id, &secret, Some(a2))
         .await
         .expect("a2");
@@ -246,12 +241,12 @@ async fn a_first_unit_confirmed_after_the_close_runs_on_to_the_next_close() {
 
 #[tokio::test]
 async fn a_stop_after_the_close_read_the_running_set_is_not_ended_twice() {
-    let shop = Shop::open("race-stop");
+    let shop = Shop::open("race-stop").await;
     let mut card = TestCard::new(5, 10_000);
     let (id, secret) = shop.running(&mut card, 30, 10).await;
     let batch = shop
         .close_around(CloseStage::Listed, || async {
-            let s = shop.engine.stop(&id, &secret, None).await.expect("stop");
+            let s = shop.engine().stop(&id, &secret, None).await.expect("stop");
             assert_eq!(s.payment.status, Status::Succeeded);
         })
         .await;
@@ -261,14 +256,18 @@ async fn a_stop_after_the_close_read_the_running_set_is_not_ended_twice() {
 
 #[tokio::test]
 async fn a_tick_after_the_close_read_the_running_set_is_unresolved_and_goes_on() {
-    let shop = Shop::open("race-tick");
+    let shop = Shop::open("race-tick").await;
     let mut card = TestCard::new(6, 10_000);
     let (id, secret) = shop.running(&mut card, 25, 10).await;
     shop.set_time(T0 + 60);
     let mut a2 = None;
     let batch = shop
         .close_around(CloseStage::Listed, || async {
-            let t = shop.engine.tick(&id, &secret, None).await.expect("tick 2");
+            let t = shop
+                .engine()
+                .tick(&id, &secret, None)
+                .await
+                .expect("tick 2");
             a2 = Some(card.run(t.command.as_deref().expect("TICK 2 is due")));
         })
         .await;
@@ -277,7 +276,7 @@ async fn a_tick_after_the_close_read_the_running_set_is_unresolved_and_goes_on()
     assert_eq!(batch.unresolved.len(), 1);
     assert_eq!(shop.payment(&id).await.status, Status::Running);
 
-    let t = shop.engine.answer(&id, &secret, a2).await.expect("a2");
+    let t = shop.engine().answer(&id, &secret, a2).await.expect("a2");
     assert_eq!((t.payment.status, t.payment.units.0), (Status::Running, 2));
     let next = shop.close().await;
     assert_eq!(settled(&next, &shop.payment(&id).await), Some((2, 50)));
@@ -286,14 +285,14 @@ async fn a_tick_after_the_close_read_the_running_set_is_unresolved_and_goes_on()
 
 #[tokio::test]
 async fn a_tick_while_the_close_holds_the_payment_waits_and_finds_it_ended() {
-    let shop = Shop::open("race-tick-locked");
+    let shop = Shop::open("race-tick-locked").await;
     let mut card = TestCard::new(7, 10_000);
     let (id, secret) = shop.running(&mut card, 25, 10).await;
     shop.set_time(T0 + 60);
-    let pause = shop.engine.pause_next_close(CloseStage::Locked);
+    let pause = shop.engine().pause_next_close(CloseStage::Locked);
     let (batch, tick) = tokio::join!(shop.close(), async {
         pause.reached().await;
-        let mut tick = std::pin::pin!(shop.engine.tick(&id, &secret, None));
+        let mut tick = std::pin::pin!(shop.engine().tick(&id, &secret, None));
         // One poll: the tick queues on the payment's lock the close holds.
         assert!(tokio::time::timeout(Duration::ZERO, &mut tick)
             .await
@@ -314,19 +313,23 @@ async fn a_tick_while_the_close_holds_the_payment_waits_and_finds_it_ended() {
 #[tokio::test]
 async fn a_recovery_during_the_close_settles_its_unit_once() {
     for stage in [CloseStage::Listed, CloseStage::Locked] {
-        let shop = Shop::open("race-recovery");
+        let shop = Shop::open("race-recovery").await;
         let mut card = TestCard::new(8, 10_000);
         let (id, secret, debit) = shop.authorize(&mut card, 60, 10, 60, None).await;
         // The card took the DEBIT, its answer was lost.
         card.run(&debit);
-        let lost = shop.engine.answer(&id, &secret, None).await.expect("lost");
+        let lost = shop
+            .engine()
+            .answer(&id, &secret, None)
+            .await
+            .expect("lost");
         assert!(lost.payment.recovery_required);
 
         let batch = shop
             .close_around(stage, || async {
                 let info = card.select();
                 let mut r = shop
-                    .engine
+                    .engine()
                     .start_recovery(info.card_id, info.kv)
                     .await
                     .expect("recovery");
@@ -334,7 +337,7 @@ async fn a_recovery_during_the_close_settles_its_unit_once() {
                 while r["done"] != json!(true) {
                     let answer = card.run(r["command"].as_str().expect("command"));
                     r = shop
-                        .engine
+                        .engine()
                         .recovery_answer(&rid, Some(answer))
                         .await
                         .expect("recovery step");
@@ -363,11 +366,11 @@ async fn an_hourly_time_cycle_runs_to_the_daily_close() {
     use shop_plugin::webhooks::deliver::{self, Worker};
     use shop_plugin::webhooks::{Backoff, WebhookSecret};
 
-    let shop = Shop::open("hourly");
+    let shop = Shop::open("hourly").await;
     let mut rx = support::receiver::Receiver::start(&[]).await;
     let worker = deliver::spawn(Worker {
-        store: shop.engine.store().clone(),
-        clock: shop.clock.clone(),
+        store: shop.engine().store().clone(),
+        clock: shop.plugin.clock.clone(),
         secret: WebhookSecret::new("whsec_test_0123456789abcdef").expect("secret"),
         backoff: Backoff {
             first_secs: 30,
@@ -375,7 +378,7 @@ async fn an_hourly_time_cycle_runs_to_the_daily_close() {
             give_up_secs: 86_400,
         },
         client: Outbound::new(None, Duration::from_secs(5)).expect("client"),
-        wake: shop.engine.outbox_wake(),
+        wake: shop.engine().outbox_wake(),
     });
     let mut card = TestCard::new(9, 10_000);
     let (id, secret, debit) = shop
@@ -388,18 +391,18 @@ async fn an_hourly_time_cycle_runs_to_the_daily_close() {
     for k in 1..=2i64 {
         shop.set_time(T0 + k * 3600 - 1);
         let early = shop
-            .engine
+            .engine()
             .tick(&id, &secret, answer.take().map(Some))
             .await
             .expect("early tick");
         assert_eq!(early.command, None, "unit {} one second early", k + 1);
         assert_eq!(early.payment.next_due_at, Some(T0 + k * 3600));
         shop.set_time(T0 + k * 3600);
-        let due = shop.engine.tick(&id, &secret, None).await.expect("tick");
+        let due = shop.engine().tick(&id, &secret, None).await.expect("tick");
         answer = Some(card.run(due.command.as_deref().expect("the unit is due")));
     }
     let t = shop
-        .engine
+        .engine()
         .answer(&id, &secret, answer)
         .await
         .expect("unit 3");

@@ -7,6 +7,7 @@
 
 mod checkout;
 mod error;
+mod locks;
 mod recovery;
 mod settle;
 
@@ -24,6 +25,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 pub use error::ApiError;
+pub use locks::Held;
 pub use recovery::RecoveryRun;
 #[doc(hidden)]
 pub use settle::{ClosePause, CloseStage};
@@ -44,28 +46,6 @@ impl Clock for SystemClock {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64)
-    }
-}
-
-/// A held per-payment lock. On release its map entry goes too, unless another request
-/// holds or awaits it (the map never grows with old payments or keys).
-pub struct Held<'a> {
-    engine: &'a Engine,
-    key: String,
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        drop(self.guard.take());
-        let mut locks = self.engine.locks.lock().unwrap_or_else(|e| e.into_inner());
-        // Clones are taken under this map lock: a count of 1 means nobody else has it.
-        if locks
-            .get(&self.key)
-            .is_some_and(|m| Arc::strong_count(m) == 1)
-        {
-            locks.remove(&self.key);
-        }
     }
 }
 
@@ -190,24 +170,6 @@ impl Engine {
         })?;
         self.outbox.notify_one();
         Ok(())
-    }
-
-    /// How many per-payment locks exist now (diagnostics: 0 when the service is idle).
-    pub fn lock_entries(&self) -> usize {
-        self.locks.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// The lock that orders all requests on one payment (or on one idempotency key).
-    pub async fn lock(&self, id: &str) -> Held<'_> {
-        let m = {
-            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
-            locks.entry(id.to_string()).or_default().clone()
-        };
-        Held {
-            engine: self,
-            key: id.to_string(),
-            guard: Some(m.lock_owned().await),
-        }
     }
 
     pub async fn load(&self, id: &str) -> Result<Payment, ApiError> {

@@ -46,17 +46,7 @@ impl Engine {
                 "this card has no payment waiting for recovery here",
             ));
         };
-        let mut payments = Vec::new();
-        for seq in pending {
-            if let Some(p) = self
-                .store
-                .read(move |c| rows::payment_by_tx(c, seq))
-                .await
-                .map_err(|_| ApiError::unavailable())?
-            {
-                payments.push(p.id);
-            }
-        }
+        let payments = self.payment_ids(pending).await?;
         let id = format!("rec_{}", random_hex(12));
         let mut runs = self.recoveries.lock().unwrap_or_else(|e| e.into_inner());
         runs.retain(|_, r| r.started.elapsed() < RECOVERY_TTL);
@@ -92,17 +82,8 @@ impl Engine {
                 ApiError::not_found("recovery (it may have finished or expired; start again)")
             })?
         };
-        // Hold the locks of every payment the run may decide, in a fixed order.
-        let mut ids = run.payments.clone();
-        ids.sort();
-        let mut guards = Vec::new();
-        for pid in &ids {
-            guards.push(self.lock(pid).await);
-        }
-        let mut payments = Vec::new();
-        for pid in &ids {
-            payments.push(self.load(pid).await?);
-        }
+        // Hold the locks of every payment the run may decide.
+        let (guards, mut payments) = self.lock_all(run.payments.clone()).await?;
         let now = self.now();
         let (reply, committed) = {
             let mut sam = self.sam();

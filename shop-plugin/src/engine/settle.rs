@@ -90,25 +90,8 @@ impl Engine {
         loop {
             let listed = running(&self.sam());
             self.at_close_seam(CloseStage::Listed).await;
-            let mut ids = Vec::new();
-            for &seq in &listed {
-                let p = self
-                    .store
-                    .read(move |c| rows::payment_by_tx(c, seq))
-                    .await
-                    .map_err(|_| ApiError::unavailable())?;
-                ids.extend(p.map(|p| p.id));
-            }
-            // The same order as every other holder of several payment locks (recovery).
-            ids.sort();
-            let mut guards = Vec::new();
-            for id in &ids {
-                guards.push(self.lock(id).await);
-            }
-            let mut payments = Vec::new();
-            for id in &ids {
-                payments.push(self.load(id).await?);
-            }
+            let ids = self.payment_ids(listed.iter().copied()).await?;
+            let (guards, mut payments) = self.lock_all(ids).await?;
             self.at_close_seam(CloseStage::Locked).await;
             let now = self.now();
             let (batch, committed) = {
