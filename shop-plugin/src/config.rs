@@ -113,8 +113,10 @@ impl Config {
         Ok(c)
     }
 
-    /// The file `serve` holds an exclusive lock on while it owns the SAM: at most one
-    /// process runs the SAM of a database.
+    /// The instance lock: the process that runs the SAM (`serve`, or `settle` when no
+    /// server runs) holds an exclusive [`crate::files::FileLock`] on it for its whole
+    /// life, so at most one process runs the SAM of a database. The kernel drops it when
+    /// the process ends, however it ends (kill -9 included): it never goes stale.
     pub fn lock_path(&self) -> PathBuf {
         sibling(&self.database, "lock")
     }

@@ -3,8 +3,8 @@
 //! journal in one SQLite database ([`store`]), and serves the merchant and shopper HTTP
 //! APIs ([`http`]). It sends the shop signed [`webhooks`] from a durable outbox, and
 //! closes the day's [`settlement`] batch for the clearing office; the process that runs
-//! the SAM holds the database's [`instance`] lock and answers the operator's commands on
-//! its [`admin`] socket.
+//! the SAM holds the database's instance lock ([`config::Config::lock_path`]) and answers
+//! the operator's commands on its [`admin`] socket.
 
 pub mod admin;
 pub mod config;
@@ -12,7 +12,6 @@ pub mod engine;
 /// Key, card and batch files (one implementation for every binary).
 pub use secure_files as files;
 pub mod http;
-pub mod instance;
 pub mod outbound;
 pub mod payment;
 pub mod settlement;

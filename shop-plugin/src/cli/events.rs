@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use serde_json::json;
 use shop_plugin::admin::{self, Request};
 use shop_plugin::engine::{Clock, SystemClock};
-use shop_plugin::instance;
+use shop_plugin::files::FileLock;
 use shop_plugin::webhooks::outbox::{self, EventRow};
 
 use super::{load_config, open_store, time};
@@ -89,7 +89,7 @@ pub async fn retry(config_path: &Path, ids: Vec<String>, all_failed: bool) -> Re
     }
     // A running server sends them now; otherwise they go when `serve` starts (a server
     // that cannot be told finds them within a minute).
-    if instance::try_lock(&config.lock_path())?.is_none() {
+    if FileLock::try_exclusive(&config.lock_path())?.is_none() {
         match admin::call(&config.admin_socket(), &Request::WakeWebhooks).await {
             Ok(_) => println!("the running server was told to send them now"),
             Err(e) => println!("the server was not told ({e}); it sends them within a minute"),

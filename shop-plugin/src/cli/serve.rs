@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use shop_plugin::admin::{self, Admin};
 use shop_plugin::engine::{Clock, SystemClock};
+use shop_plugin::files::FileLock;
 use shop_plugin::http;
-use shop_plugin::instance;
 use shop_plugin::outbound::Outbound;
 use shop_plugin::webhooks::deliver::{self, Worker};
 use shop_plugin::webhooks::WebhookSecret;
@@ -20,7 +20,7 @@ use super::{load_config, open_app, settler};
 pub async fn run(config_path: &Path) -> Result<()> {
     let config = load_config(config_path)?;
     let lock_path = config.lock_path();
-    let _lock = match instance::try_lock(&lock_path)
+    let _lock = match FileLock::try_exclusive(&lock_path)
         .with_context(|| format!("lock file {}", lock_path.display()))?
     {
         Some(l) => l,
@@ -31,7 +31,7 @@ pub async fn run(config_path: &Path) -> Result<()> {
                 lock_path.display()
             );
             let p = lock_path.clone();
-            tokio::task::spawn_blocking(move || instance::lock(&p))
+            tokio::task::spawn_blocking(move || FileLock::exclusive(&p))
                 .await?
                 .with_context(|| format!("lock file {}", lock_path.display()))?
         }

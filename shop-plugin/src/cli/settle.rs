@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use shop_plugin::admin::{self, AdminError, Request};
 use shop_plugin::config::Config;
 use shop_plugin::engine::SystemClock;
-use shop_plugin::instance;
+use shop_plugin::files::FileLock;
 use shop_plugin::settlement::Report;
 
 use super::{load_config, open_app, settler};
@@ -36,7 +36,7 @@ async fn settle(config: &Config, force: bool) -> Result<Report> {
     let lock_path = config.lock_path();
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        if let Some(_lock) = instance::try_lock(&lock_path)
+        if let Some(_lock) = FileLock::try_exclusive(&lock_path)
             .with_context(|| format!("lock file {}", lock_path.display()))?
         {
             let app = open_app(config, Arc::new(SystemClock))?;
