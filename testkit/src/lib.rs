@@ -10,15 +10,14 @@
 pub mod emulator;
 pub mod reader;
 
-use std::fs::{self, File, OpenOptions};
-use std::os::fd::AsRawFd;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use purse::card::CardState;
 use purse::keys::MasterKeys;
 use purse::{Amount, CardId, Currency, Key, KeyVersion};
-use purse_issuer::files::{read_private, write_atomic};
+use purse_issuer::files::{read_private, write_atomic, FileLock};
 
 pub use emulator::{Emulator, EmulatorStatus};
 pub use reader::{
@@ -53,7 +52,7 @@ pub const SLOT_1: Slot = Slot {
 /// also when the test panics or the process dies.
 pub struct SlotLock {
     slot: Slot,
-    _file: File,
+    _lock: FileLock,
 }
 
 impl SlotLock {
@@ -61,22 +60,8 @@ impl SlotLock {
     /// and the reader is empty (a previous emulator has gone).
     pub fn acquire(slot: Slot) -> SlotLock {
         let path = std::env::temp_dir().join(format!("purse-vpcd-{}.lock", slot.port));
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .unwrap_or_else(|e| panic!("opening the slot lock {}: {e}", path.display()));
-        loop {
-            // SAFETY: flock on a descriptor we own; it blocks until the lock is granted.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                break;
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                panic!("flock {}: {e}", path.display());
-            }
-        }
+        let lock = FileLock::exclusive(&path)
+            .unwrap_or_else(|e| panic!("locking the slot {}: {e}", path.display()));
         let ctx = pcsc_context();
         if let Err(e) = wait_card(&ctx, slot.reader, false, CARD_EVENT_TIMEOUT) {
             panic!(
@@ -85,7 +70,7 @@ impl SlotLock {
                 slot.reader, slot.port
             );
         }
-        SlotLock { slot, _file: file }
+        SlotLock { slot, _lock: lock }
     }
 
     pub fn slot(&self) -> Slot {

@@ -6,47 +6,20 @@
 //! never renamed. Without it, two runs at once would both read the old file and the
 //! second rename would drop the first's change (a key version, a load, an accepted batch).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::files::write_atomic;
-
-/// An exclusive advisory lock, released when dropped (the descriptor closes).
-#[derive(Debug)]
-pub struct Lock {
-    _file: File,
-}
-
-fn lock_path(path: &Path) -> Result<PathBuf> {
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} has no file name", path.display()))?;
-    Ok(path.with_file_name(format!(".{}.lock", name.to_string_lossy())))
-}
+use crate::files::lock::sibling_lock_path;
+use crate::files::{write_atomic, FileLock};
 
 /// Waits for and takes the lock of `path` (the file itself need not exist).
-pub fn lock(path: &Path) -> Result<Lock> {
-    let lp = lock_path(path)?;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&lp)
-        .with_context(|| format!("opening lock file {}", lp.display()))?;
-    // SAFETY: flock only reads the descriptor, which `file` keeps open for the call.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error())
-            .with_context(|| format!("locking {}", lp.display()));
-    }
-    Ok(Lock { _file: file })
+pub fn lock(path: &Path) -> Result<FileLock> {
+    let lp =
+        sibling_lock_path(path).with_context(|| format!("{} has no file name", path.display()))?;
+    FileLock::exclusive(&lp).with_context(|| format!("locking {}", lp.display()))
 }
 
 /// Whether anything (a file, a directory, a dangling symlink) is at `path`.
