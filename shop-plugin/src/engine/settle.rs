@@ -5,7 +5,8 @@
 //! The close ends every running time-cycle, so it holds those payments' locks. Which
 //! ones run is read before the locks are taken (awaits); a first unit confirmed in
 //! between makes one more: the set is checked again under the SAM's lock and the close
-//! starts over when it grew, so every time-cycle it ends has its payment updated.
+//! starts over when it grew, so every time-cycle it ends has its payment updated. It
+//! also ends payments an earlier close left running (databases from before that check).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -90,7 +91,13 @@ impl Engine {
         loop {
             let listed = running(&self.sam());
             self.at_close_seam(CloseStage::Listed).await;
-            let ids = self.payment_ids(listed.iter().copied()).await?;
+            let mut ids = self.payment_ids(listed.iter().copied()).await?;
+            ids.extend(
+                self.store
+                    .read(rows::running_but_completed)
+                    .await
+                    .map_err(|_| ApiError::unavailable())?,
+            );
             let (guards, mut payments) = self.lock_all(ids).await?;
             self.at_close_seam(CloseStage::Locked).await;
             let now = self.now();
@@ -110,19 +117,21 @@ impl Engine {
                 let body =
                     serde_json::to_string(&close.batch).map_err(|_| ApiError::unavailable())?;
                 ops.push(rows::insert_batch(close.close_seq, now, body));
-                for d in &close.durable {
-                    let ended = payments.iter_mut().find(|p| {
-                        p.sam_tx_seq == Some(d.tx.sam_tx_seq)
-                            && p.status == Status::Running
-                            && p.pending_command.is_none()
-                    });
-                    if let (Some(p), TxState::Completed) = (ended, d.tx.state) {
-                        p.status = Status::Succeeded;
-                        p.next_due_at = None;
-                        p.updated_at = now;
-                        ops.push(rows::put_payment(p));
-                        ops.push(self.event(p, "payment.succeeded"));
-                    }
+                // No transaction runs after a close: every loaded time-cycle with no
+                // command in flight has ended, by this close or by an earlier one that
+                // left its payment running (a database from before the race's fix).
+                for p in payments.iter_mut().filter(|p| {
+                    p.status == Status::Running
+                        && p.pending_command.is_none()
+                        && p.sam_tx_seq
+                            .and_then(|seq| sam.tx(seq))
+                            .is_none_or(|t| t.state == TxState::Completed)
+                }) {
+                    p.status = Status::Succeeded;
+                    p.next_due_at = None;
+                    p.updated_at = now;
+                    ops.push(rows::put_payment(p));
+                    ops.push(self.event(p, "payment.succeeded"));
                 }
                 (close.batch, self.store.submit(ops))
             };

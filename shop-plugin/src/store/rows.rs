@@ -105,6 +105,18 @@ pub fn payment_by_tx(conn: &Connection, seq: SamTxSeq) -> rusqlite::Result<Optio
     .transpose()
 }
 
+/// Payments still `running` whose SAM transaction has completed: none in a consistent
+/// database (the two change in one transaction), but a close before the fix of the
+/// close/first-unit race could leave some. The close ends them.
+pub fn running_but_completed(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut st = conn.prepare_cached(
+        "SELECT p.id FROM payments p JOIN sam_tx s ON s.sam_tx_seq = p.sam_tx_seq
+         WHERE p.status = 'running' AND s.state = 'completed'",
+    )?;
+    let ids = st.query_map([], |r| r.get(0))?.collect();
+    ids
+}
+
 /// Filters of the payment listing (newest first, keyset-paginated by `starting_after`).
 #[derive(Clone, Debug, Default)]
 pub struct ListFilter {
