@@ -24,8 +24,8 @@ pub const BODY_DEADLINE: Duration = Duration::from_secs(30);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The body limits as tower layers (a `Content-Length` over the limit is refused before
-/// any handler runs; [`super::reply`] gives that refusal the JSON error shape).
+/// The body limits as tower layers, inside each API's gate (a `Content-Length` over the
+/// limit is refused before the handler runs; [`super::reply`] gives that refusal the JSON error shape).
 pub fn layers() -> ServiceBuilder<
     tower::layer::util::Stack<
         RequestBodyTimeoutLayer,

@@ -28,7 +28,9 @@ pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
         .route("/v1/payments/{id}", get(retrieve))
         .route("/v1/payments/{id}/cancel", post(cancel))
         .method_not_allowed_fallback(method_not_allowed)
-        // Around every route and its 405: no key, no further look at the request.
+        .route_layer(super::body::layers())
+        // Around every route and its 405: no key, no further look at the request (its
+        // body's length included).
         .route_layer(middleware::from_fn_with_state(app, authorize))
 }
 

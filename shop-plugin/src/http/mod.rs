@@ -73,7 +73,6 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(merchant::routes(app.clone()))
         .merge(shopper::routes(app.clone()))
         .fallback(reply::not_found)
-        .layer(body::layers())
         .layer(axum::middleware::from_fn(reply::json_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(app)

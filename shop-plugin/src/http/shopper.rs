@@ -49,6 +49,7 @@ pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
             post(recovery_answer).options(preflight),
         )
         .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(super::body::layers())
         .route_layer(cors())
         .route_layer(middleware::from_fn_with_state(app, gate))
 }
