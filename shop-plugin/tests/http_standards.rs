@@ -10,6 +10,9 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use support::{create_single, Plugin, Reply, TestCard, API_KEY, ORIGIN};
 
+/// Request headers.
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
 const AUTH: &str = "Bearer sk_test_0123456789";
 
 fn header<'a>(r: &'a Reply, name: &str) -> &'a str {
@@ -157,7 +160,7 @@ async fn other_methods_on_known_paths_get_405_with_allow() {
     let (id, _, _) = create_single(&p, 100).await;
     let auth = [("authorization", AUTH)];
     let page = [("origin", ORIGIN)];
-    let cases: [(&str, String, &[(&str, &str)], &[&str]); 7] = [
+    let cases: [(&str, String, Headers, &[&str]); 7] = [
         ("TRACE", "/healthz".into(), &[], &["GET", "HEAD"]),
         ("POST", "/v1/checkout.js".into(), &[], &["GET", "HEAD"]),
         (
@@ -210,7 +213,7 @@ async fn shopper_errors_carry_the_cors_headers() {
         ("purse-page-origin", ORIGIN),
     ];
     let answer = format!("/v1/checkout/payments/{id}/answer");
-    let cases: [(&[(&str, &str)], &str, String, &str, u16, &str); 5] = [
+    let cases: [(Headers, &str, String, &str, u16, &str); 5] = [
         (
             &page,
             "POST",
