@@ -12,8 +12,8 @@ use purse::commands::CardCommand;
 use purse::sam::{Completion, Order, Outcome as SamOutcome, Sam};
 use purse::settlement::Batch;
 use purse::surrogate::{exchange, LocalCard, MemoryJournal, Surrogate};
-use purse::{Amount, CardId, DateTime, KeyVersion, Nt, Rnd, SamId, Units};
-use sam_applet_host::{authorize, purchase, recover, Counted, Host, Outcome, Shopper};
+use purse::{Amount, CardId, DateTime, KeyVersion, Rnd, SamId, Units};
+use sam_applet_host::{authorize, lost_and_recovered, purchase, Counted, Host, Outcome, Shopper};
 
 const T0: u32 = 1_795_000_000;
 const CREATED: &str = "2026-11-24T23:59:00Z";
@@ -68,39 +68,15 @@ fn applet_side() -> (Batch, Batch, Vec<Rnd>, Host) {
     }
     counted.push(completed(host.stop(0, &ctx).expect("stop")));
 
-    // 3. The DEBIT reaches the card but its answer is lost: recovery completes it.
-    let (debit, ctx) = authorize(
-        &mut host,
-        &mut shopper,
-        &Order::single(Amount(300)),
-        DateTime(T0 + 200),
-    )
-    .expect("third");
-    let nt = Nt(shopper.card.state().nt_last.0 + 1);
-    let answer = shopper.debit(&debit);
-    assert!(answer.ends_with(&[0x90, 0x00]), "the card debited");
-    counted.push(completed(
-        recover(&mut host, &mut shopper, &ctx, nt).expect("recovery"),
-    ));
-    assert_eq!(
-        host.complete(&answer, &ctx),
-        Err(purse::StatusWord(0x6985)),
-        "the late answer cannot count it again"
-    );
+    // 3. The DEBIT reaches the card but its answer is lost: recovery completes it, and
+    // the late answer cannot count it again.
+    let (out, late) = lost_and_recovered(&mut host, &mut shopper, 300, DateTime(T0 + 200), true);
+    counted.push(completed(out));
+    assert_eq!(late, Some(Err(purse::StatusWord(0x6985))));
 
     // 4. The DEBIT never reaches the card: recovery voids it.
-    let (_debit, ctx) = authorize(
-        &mut host,
-        &mut shopper,
-        &Order::single(Amount(400)),
-        DateTime(T0 + 300),
-    )
-    .expect("fourth");
-    let nt = Nt(shopper.card.state().nt_last.0 + 1);
-    assert_eq!(
-        recover(&mut host, &mut shopper, &ctx, nt).expect("recovery"),
-        Outcome::Nothing
-    );
+    let (out, _) = lost_and_recovered(&mut host, &mut shopper, 400, DateTime(T0 + 300), false);
+    assert_eq!(out, Outcome::Nothing);
 
     let first = host.close(false, 1, &counted, 3, CREATED).expect("close 1");
 

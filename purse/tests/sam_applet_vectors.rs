@@ -12,8 +12,10 @@ use std::collections::BTreeMap;
 use purse::keys::SamKeys;
 use purse::sam::Order;
 use purse::sam_applet::{MemorySamStore, SamApplet, SamState};
-use purse::{Amount, CardId, Currency, DateTime, Key, KeyVersion, Nt, Rnd, SamId, Units};
-use sam_applet_host::{authorize, purchase, recover, Counted, Host, Outcome, Shopper, K_CTX};
+use purse::{Amount, CardId, Currency, DateTime, Key, KeyVersion, Rnd, SamId, Units};
+use sam_applet_host::{
+    authorize, lost_and_recovered, purchase, Counted, Host, Outcome, Shopper, K_CTX,
+};
 use serde_json::{json, Value};
 
 const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sam-applet-v1.json");
@@ -68,31 +70,13 @@ fn scenario() -> Value {
             done => recs.push(counted(done)),
         }
     }
-    // A lost DEBIT answer, recovered; its late answer replayed (6985).
-    let (debit, ctx) = authorize(
-        &mut host,
-        &mut s,
-        &Order::single(Amount(300)),
-        DateTime(T0 + 200),
-    )
-    .expect("third");
-    let nt = Nt(s.card.state().nt_last.0 + 1);
-    let answer = s.debit(&debit);
-    recs.push(counted(recover(&mut host, &mut s, &ctx, nt).expect("rec")));
-    assert!(host.complete(&answer, &ctx).is_err());
-    // A DEBIT that never reached the card: voided.
-    let (_, ctx) = authorize(
-        &mut host,
-        &mut s,
-        &Order::single(Amount(400)),
-        DateTime(T0 + 300),
-    )
-    .expect("fourth");
-    let nt = Nt(s.card.state().nt_last.0 + 1);
-    assert_eq!(
-        recover(&mut host, &mut s, &ctx, nt).expect("rec"),
-        Outcome::Nothing
-    );
+    // A lost DEBIT answer, recovered; its late answer replayed (6985). A DEBIT that never
+    // reached the card: voided.
+    let (out, late) = lost_and_recovered(&mut host, &mut s, 300, DateTime(T0 + 200), true);
+    recs.push(counted(out));
+    assert!(matches!(late, Some(Err(_))));
+    let (out, _) = lost_and_recovered(&mut host, &mut s, 400, DateTime(T0 + 300), false);
+    assert_eq!(out, Outcome::Nothing);
     // A close in two CLOSE RECORD commands, and GET STATUS.
     host.close(false, 1, &recs, 2, "").expect("close");
     host.send("get status", &[0x80, 0x7E, 0x00, 0x00, 0x00]);

@@ -406,3 +406,22 @@ pub fn recover<S: SamStore>(
     };
     host.recovery_end(&r.data, &proof, &rec)
 }
+
+/// A single purchase whose DEBIT reaches the card but whose answer is lost
+/// (`reaches_card`), or whose DEBIT never reaches the card, then recovered. Returns the
+/// recovery's outcome and, when the card answered, what COMPLETE then makes of that late
+/// answer.
+pub fn lost_and_recovered<S: SamStore>(
+    host: &mut Host<S>,
+    shopper: &mut Shopper,
+    amount: u32,
+    at: DateTime,
+    reaches_card: bool,
+) -> (Outcome, Option<Result<Outcome, StatusWord>>) {
+    let order = Order::single(Amount(amount));
+    let (debit, ctx) = authorize(host, shopper, &order, at).expect("authorize");
+    let nt = Nt(shopper.card.state().nt_last.0 + 1);
+    let answer = reaches_card.then(|| shopper.debit(&debit));
+    let out = recover(host, shopper, &ctx, nt).expect("recovery");
+    (out, answer.map(|a| host.complete(&a, &ctx)))
+}
