@@ -266,9 +266,28 @@ async fn shopper_errors_carry_the_cors_headers() {
 async fn the_server_holds_to_the_documents_types_and_bounds() {
     let p = Plugin::start("http-types").await;
     let doc = openapi();
+    // An integer is a number without a fraction (JSON Schema's `integer`), whatever
+    // its spelling; a fraction, or a currency as a number, is refused.
+    for amount in ["185", "185.0", "1.85e2"] {
+        let body = format!("{{\"amount\": {amount}, \"currency\": \"EUR\"}}");
+        let r = p
+            .send(
+                "POST",
+                "/v1/payments",
+                Bytes::from(body),
+                &[("authorization", AUTH)],
+            )
+            .await;
+        assert_eq!(
+            (r.status, &r.body["amount"]),
+            (201, &json!(185)),
+            "{amount}: {}",
+            r.body
+        );
+    }
     for body in [
-        json!({"amount": 185.0, "currency": "EUR"}),
-        json!({"amount": 1.85e2, "currency": "EUR"}),
+        json!({"amount": 185.5, "currency": "EUR"}),
+        json!({"amount": 1e20, "currency": "EUR"}),
         json!({"amount": 185, "currency": 978}),
     ] {
         let r = merchant(&p, "POST", "/v1/payments", Some(body)).await;

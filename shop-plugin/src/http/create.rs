@@ -1,7 +1,8 @@
 //! The create-payment request (`POST /v1/payments`), parsed at the boundary into the
-//! engine's [`NewPayment`]. Strict as the OpenAPI document says: integers are JSON
-//! integer literals (`185`, not `185.0` or `1.85e2`: amounts are minor units, never
-//! floats), the currency is text, every number within its documented range.
+//! engine's [`NewPayment`], as the OpenAPI document says: an integer is a JSON number
+//! with no fractional part (JSON Schema's `integer`: `185`, `185.0` and `1.85e2` are all
+//! 185; `185.5` is refused: amounts are minor units, never fractions), the currency is
+//! text, every number within its documented range.
 
 use purse::sam::Order;
 use purse::{Amount, Currency, Mode, Units};
@@ -37,14 +38,24 @@ fn url(body: &Value, field: &str) -> Result<Option<String>, ApiError> {
     Ok(u)
 }
 
-/// A whole number from 1 to `max`, written as an integer literal.
+/// The largest integer a JSON number written with a fraction or exponent holds exactly.
+const EXACT_IN_F64: f64 = 9_007_199_254_740_992.0;
+
+/// A JSON number with no fractional part, if it is one from 0 up.
+pub fn whole(n: &serde_json::Number) -> Option<u64> {
+    n.as_u64().or_else(|| {
+        let f = n.as_f64()?;
+        (f.fract() == 0.0 && (0.0..=EXACT_IN_F64).contains(&f)).then_some(f as u64)
+    })
+}
+
+/// A whole number from 1 to `max`.
 pub fn uint(body: &Value, field: &str, max: u64) -> Result<u64, ApiError> {
     match body.get(field) {
-        Some(Value::Number(n)) => match n.as_u64() {
+        Some(Value::Number(n)) => match whole(n) {
             Some(v) if (1..=max).contains(&v) => Ok(v),
             _ => Err(invalid(format!(
-                "{field} must be a whole number from 1 to {max}, written without a fraction \
-                 or exponent (amounts are in minor units)"
+                "{field} must be a whole number from 1 to {max} (amounts are in minor units)"
             ))),
         },
         None | Some(Value::Null) => Err(invalid(format!("{field} is required"))),

@@ -125,6 +125,18 @@ fn id_has_form(path: &str, id: &str) -> bool {
     })
 }
 
+/// Whether the route at `path` takes `method` (the router answers the others 405): a
+/// payment is read (`GET /v1/checkout/payments/{id}`), every other route is a POST.
+fn takes(path: &str, method: &Method) -> bool {
+    let read = path.starts_with("/v1/checkout/payments/") && path.matches('/').count() == 4;
+    match *method {
+        Method::OPTIONS => true,
+        Method::GET | Method::HEAD => read,
+        Method::POST => !read,
+        _ => false,
+    }
+}
+
 /// Before CORS: a foreign origin gets 403; a preflight for an id the document's pattern
 /// refuses gets 404 (no such resource), an allowed one 204.
 async fn gate(
@@ -134,6 +146,9 @@ async fn gate(
     next: Next,
 ) -> Response {
     let preflight = req.method() == Method::OPTIONS;
+    if !takes(req.uri().path(), req.method()) {
+        return next.run(req).await; // 405 with Allow, whoever asks
+    }
     if let Err(e) = check_origin(&app, req.headers(), preflight) {
         return e.into_response();
     }
@@ -192,7 +207,8 @@ fn optional_answer(body: &Value) -> Result<Option<Option<String>>, ApiError> {
 /// A card's key version: a JSON integer from 0 to 255.
 fn kv(body: &Value, what: &str) -> Result<u8, ApiError> {
     body.get("kv")
-        .and_then(Value::as_u64)
+        .and_then(|k| k.as_number())
+        .and_then(super::create::whole)
         .and_then(|k| u8::try_from(k).ok())
         .ok_or_else(|| {
             ApiError::bad_request(
