@@ -98,7 +98,7 @@ export async function deliverPending({ pending, fetch, makeHost, busyWith = null
           out.left++;
           continue;
         }
-        const r = await runRecovery(host, plugin, { cardId: rec.cardId, kv: rec.kv, nt: rec.nt }, log);
+        const r = await runRecovery(host, plugin, { cardId: rec.cardId, kv: rec.kv, nt: rec.nt, clientSecret: rec.clientSecret }, log);
         const undecided = r.done === false || (r.outcomes ?? []).some((o) => o.payment === rec.paymentId && o.outcome === 'pending');
         if (undecided) throw Object.assign(new Error('the recovery left the payment undecided'), { code: 'recovery_pending' });
         await pending.remove(rec.paymentId);

@@ -158,6 +158,12 @@ export class PaymentFlow {
       throw e;
     }
     await this.pending.remove(this.ref.id);
+    if (rec.heldId) {
+      // The host's copy is no longer needed either.
+      const host = this.makeHost();
+      await host.call(request.ack(rec.heldId), 5000).catch(() => {});
+      host.close();
+    }
     this.log(`delivered the kept ${rec.kind} of ${this.ref.id} on the page's retry`);
     return null;
   }
@@ -393,7 +399,7 @@ export class PaymentFlow {
     });
     if (!back) throw new FlowError('extension', 'recovery_pending', 'the card did not come back in time');
     this.log('recovery: the card is back');
-    await runRecovery(this.host, this.plugin, { cardId: this.card.cardId, kv: this.card.kv, nt: this.nt }, this.log);
+    await runRecovery(this.host, this.plugin, { cardId: this.card.cardId, kv: this.card.kv, nt: this.nt, clientSecret: this.ref.clientSecret }, this.log);
     this.log('recovery: done');
     const p = await this.withRetry(() => this.plugin.payment(this.ref.id, this.ref.clientSecret));
     // Only a decided payment lets the record go; an undecided one is recovered later.

@@ -53,17 +53,17 @@ export function recoveryRefusal(command, step, nt, kv) {
 
 /**
  * The service's recovery of the payment whose transaction is `nt` on card `cardId`
- * (spec 5.5): status-only INITIALIZE and GET TRANSACTION PROOF of that NT, relayed in a
+ * (spec 5.5), asked with that payment's `clientSecret`: status-only INITIALIZE and GET TRANSACTION PROOF of that NT, relayed in a
  * host session that moves no money (opened with `recovery.nt`), at most
  * MAX_RECOVERY_EXCHANGES commands. A command a recovery does not need is not relayed:
  * the service hears "no answer" (null) for it. Returns the service's last answer
  * ({done, outcomes}); done false when the run was cut at the bound.
  */
-export async function runRecovery(host, plugin, { cardId, kv, nt }, log = () => {}) {
+export async function runRecovery(host, plugin, { cardId, kv, nt, clientSecret }, log = () => {}) {
   if (!Number.isSafeInteger(nt) || nt < 1) throw new FlowError('extension', 'recovery_pending', 'the payment has no NT to recover');
   let r;
   try {
-    r = await plugin.startRecovery(cardId, kv);
+    r = await plugin.startRecovery(cardId, kv, clientSecret);
   } catch (e) {
     if (e.code === 'nothing_to_recover') return { done: true, outcomes: [] };
     throw e;

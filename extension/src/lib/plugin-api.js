@@ -89,8 +89,8 @@ export function pluginClient({ api, pageOrigin, fetch, timeoutMs = DEFAULT_TIMEO
     tick: (id, secret, response) => call('POST', `${pay(id)}/tick`, response === undefined ? { client_secret: secret } : { client_secret: secret, answer: { response } }),
     /** Time-cycle: stop (with the last unit's answer, if one is in hand). */
     stop: (id, secret, response) => call('POST', `${pay(id)}/stop`, response === undefined ? { client_secret: secret } : { client_secret: secret, answer: { response } }),
-    /** Recovery of the card's pending transactions: the first command comes back. */
-    startRecovery: (cardId, kv) => call('POST', '/v1/checkout/recoveries', { card_id: cardId, kv }),
+    /** Recovery of the card's pending transactions, as the holder of the client secret of a payment it paid: the first command comes back. */
+    startRecovery: (cardId, kv, secret) => call('POST', '/v1/checkout/recoveries', { card_id: cardId, kv, client_secret: secret }),
     /** The card's answer to the recovery's last command. */
     recoveryAnswer: (rid, response) => call('POST', `/v1/checkout/recoveries/${encodeURIComponent(rid)}`, { response }),
   };

@@ -1,7 +1,7 @@
 // The confirmation window's script: shows the view the background pushes (built by
 // lib/view.js) and sends back the shopper's Pay, Cancel and Stop. It computes nothing
 // about money itself. Pay is live only PAY_DELAY_MS after the window was shown, focused
-// or made visible again (lib/activation.js).
+// or made visible again, and after Pay became pressable (lib/activation.js).
 
 import { ActivationGate } from '../lib/activation.js';
 
@@ -9,6 +9,7 @@ const api = globalThis.browser ?? globalThis.chrome;
 const flow = new URLSearchParams(location.search).get('flow');
 const gate = new ActivationGate(() => performance.now());
 let lastView = null;
+let payable = false;
 let rearmTimer = null;
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 
@@ -49,6 +50,9 @@ function render(v) {
   show('error', Boolean(v.errorText));
   text('error-text', v.errorText);
   text('error-action', v.actionText);
+  // Pay becoming pressable is Pay appearing: the delay starts then too.
+  if (v.canPay && !payable) gate.rearm();
+  payable = Boolean(v.canPay);
   $('pay').disabled = !v.canPay || !gate.ready();
   clearTimeout(rearmTimer);
   if (v.canPay && !gate.ready()) rearmTimer = setTimeout(() => render(lastView), gate.msLeft());
