@@ -10,7 +10,10 @@
 // no card, then the card inserted; the card pulled mid-payment, then recovered; a
 // time-cycle stopped after a few ticks; a lost connection (the answer kept and
 // delivered after a browser restart); the page trying to change the amount after
-// confirmation; the popup's history.
+// confirmation; the popup's history; settle and clearing; then the hostile shop on a
+// fresh card (hostile.mjs): Pay's activation delay, rushed TICKs, proxy statuses on the
+// DEBIT answer, the extension reloaded and the browser killed before the answer was
+// stored, a recovery asking for other records.
 
 import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,6 +22,7 @@ import { join } from 'node:path';
 import { ROOT } from '../tools/build.mjs';
 import { chromiumId } from '../tools/extension-id.mjs';
 import { control } from './lib/emulator.mjs';
+import { hostileShop } from './hostile.mjs';
 import { stopAll } from './lib/procs.mjs';
 import { openSession } from './lib/session.mjs';
 import { bringUp, CARD_ID, missingBinaries, binDir, START_BALANCE } from './lib/stack.mjs';
@@ -344,3 +348,5 @@ test('settle: the batch holds every payment, and the clearing office accepts it'
   assert.equal(c.code, 0, `clear refused the batch: ${c.stdout}${c.stderr}`);
   say(`settled ${totals.length} transactions (${paid.reduce((a, b) => a + b, 0)} cents); the clearing office accepted the batch`);
 });
+
+hostileShop(test, () => ({ S, B, say }));

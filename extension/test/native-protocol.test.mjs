@@ -7,16 +7,18 @@ import { HOST_NAME, PROTOCOL, interpret, isNotInstalled, mismatchProblem, reques
 import { readRepoJson } from './support/repo.mjs';
 
 const schema = readRepoJson('schema', 'native-messaging.schema.json');
-const terms = { mode: 'time_cycle', unitAmount: 200, maxUnits: 4, currency: 'EUR' };
+const terms = { mode: 'time_cycle', unitAmount: 200, maxUnits: 4, currency: 'EUR', periodSeconds: 60 };
 
 const ALL = [
   request.hello('purse-extension 0.1.0'), request.status(), request.cardInfo(), request.waitCard(true, 1000),
-  request.openPayment(terms, 120000), request.openPayment({ ...terms, mode: 'single', maxUnits: 1 }), request.openRecovery(),
+  request.openPayment(terms, 120000), request.openPayment({ ...terms, mode: 'single', maxUnits: 1, periodSeconds: null }), request.openRecovery(7),
   request.apdu('s1', '00a4040007f045505552534500'), request.close('s1'), request.cancel(), request.held(), request.ack('h1'),
 ].map((r, i) => ({ ...r, id: i + 1 }));
 
 test('the payment session carries exactly the confirmed terms', () => {
-  assert.deepEqual(request.openPayment(terms), { type: 'open_session', purpose: 'payment', payment: { mode: 'time_cycle', unit_amount: 200, max_units: 4, currency: 978 } });
+  assert.deepEqual(request.openPayment(terms), { type: 'open_session', purpose: 'payment', payment: { mode: 'time_cycle', unit_amount: 200, max_units: 4, currency: 978, period_seconds: 60 } });
+  assert.deepEqual(request.openPayment({ ...terms, mode: 'single', maxUnits: 1, periodSeconds: null }).payment, { mode: 'single', unit_amount: 200, max_units: 1, currency: 978 }, 'no period for a single payment');
+  assert.deepEqual(request.openRecovery(7), { type: 'open_session', purpose: 'recovery', recovery: { nt: 7 } }, 'a recovery names its NT');
   assert.throws(() => request.openPayment({ ...terms, currency: 'XYZ' }), RangeError);
 });
 

@@ -30,7 +30,7 @@ test('every call names the page origin and carries the client secret, never cook
   await c.tick('pay_1', 'pay_1_secret_x');
   await c.tick('pay_1', 'pay_1_secret_x', 'bb9000');
   await c.stop('pay_1', 'pay_1_secret_x', 'cc9000');
-  await c.startRecovery('1000000000000001', 1);
+  await c.startRecovery('1000000000000001', 1, 'pay_1_secret_x');
   await c.recoveryAnswer('rec_1', 'dd9000');
   assert.deepEqual(s.seen.map((r) => `${r.method} ${r.url}`), [
     'GET /v1/checkout/payments/pay_1?client_secret=pay_1_secret_a%2Bb',
@@ -52,7 +52,7 @@ test('every call names the page origin and carries the client secret, never cook
     { client_secret: 'pay_1_secret_x' },
     { client_secret: 'pay_1_secret_x', answer: { response: 'bb9000' } },
     { client_secret: 'pay_1_secret_x', answer: { response: 'cc9000' } },
-    { card_id: '1000000000000001', kv: 1 },
+    { card_id: '1000000000000001', kv: 1, client_secret: 'pay_1_secret_x' },
     { response: 'dd9000' },
   ]);
 });

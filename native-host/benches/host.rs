@@ -167,7 +167,7 @@ fn main() {
         child,
     };
     let opened =
-        h.request(json!({"type":"open_session","id":1,"purpose":"recovery","reader":reader}));
+        h.request(json!({"type":"open_session","id":1,"purpose":"recovery","recovery":{"nt":1},"reader":reader}));
     let session = opened["session"].as_str().expect("session").to_string();
     let apdu = json!({"type":"apdu","id":2,"session":session,"apdu":hex::encode(&select)});
     for _ in 0..50 {

@@ -20,7 +20,9 @@ pub enum ErrorCode {
     AmountMismatch,
     CurrencyMismatch,
     CapExceeded,
+    TooEarly,
     CommandNotAllowed,
+    ProofNotAllowed,
     VersionMismatch,
     NoSession,
     CardError,
@@ -34,7 +36,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in catalogue order.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::NoPcscService,
         ErrorCode::NoReader,
         ErrorCode::NoCard,
@@ -46,7 +48,9 @@ impl ErrorCode {
         ErrorCode::AmountMismatch,
         ErrorCode::CurrencyMismatch,
         ErrorCode::CapExceeded,
+        ErrorCode::TooEarly,
         ErrorCode::CommandNotAllowed,
+        ErrorCode::ProofNotAllowed,
         ErrorCode::VersionMismatch,
         ErrorCode::NoSession,
         ErrorCode::CardError,
@@ -72,7 +76,9 @@ impl ErrorCode {
             ErrorCode::AmountMismatch => "amount_mismatch",
             ErrorCode::CurrencyMismatch => "currency_mismatch",
             ErrorCode::CapExceeded => "cap_exceeded",
+            ErrorCode::TooEarly => "too_early",
             ErrorCode::CommandNotAllowed => "command_not_allowed",
+            ErrorCode::ProofNotAllowed => "proof_not_allowed",
             ErrorCode::VersionMismatch => "version_mismatch",
             ErrorCode::NoSession => "no_session",
             ErrorCode::CardError => "card_error",
@@ -110,6 +116,12 @@ impl ErrorCode {
             }
             ErrorCode::CapExceeded => {
                 "The shop asked for more than you confirmed. It was blocked and nothing more was charged."
+            }
+            ErrorCode::TooEarly => {
+                "The shop asked for the next unit before its time was up. It was blocked and nothing more was charged."
+            }
+            ErrorCode::ProofNotAllowed => {
+                "The shop asked to read a record on your card that is not about its own payment. It was blocked: your other payments stay private."
             }
             ErrorCode::CommandNotAllowed => {
                 "The shop sent your card a command that is not part of a purse payment. It was blocked."

@@ -4,18 +4,18 @@
 //! one: the browser starts a new host for every connection).
 //!
 //! The file (`held.json`, format `purse-native-host-held/1`, mode 0600) lives in the
-//! host's state directory; every change is a locked read-modify-write, written to a
-//! temporary file, fsynced and renamed, so host processes running side by side and a
-//! crash at any point leave the old or the new list. It holds card answers (MACs, no
+//! host's state directory; every change is a locked read-modify-write (the one
+//! `secure_files::FileLock`), written with `secure_files::write_atomic`, so host
+//! processes running side by side and a crash at any point leave the old or the new
+//! list. It holds card answers (MACs, no
 //! keys) and is capped at [`CAPACITY`] entries, the oldest dropped first.
 
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+use secure_files::{write_atomic, FileError, FileLock};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -93,6 +93,8 @@ pub enum HeldError {
         what: &'static str,
         source: std::io::Error,
     },
+    #[error("held responses: {0}")]
+    File(#[from] FileError),
 }
 
 fn io<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(std::io::Error) -> HeldError + 'a {
@@ -159,26 +161,10 @@ impl HeldStore {
         Ok(out)
     }
 
-    /// An exclusive `flock` on the lock file, released when the handle drops.
-    fn lock(&self) -> Result<File, HeldError> {
+    /// The store's exclusive lock, released when the handle drops.
+    fn lock(&self) -> Result<FileLock, HeldError> {
         let path = self.dir.join(LOCK);
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io(&path, "opening the lock file"))?;
-        loop {
-            // SAFETY: flock on a descriptor we own; it blocks until granted.
-            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(f);
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(io(&path, "locking")(e));
-            }
-        }
+        FileLock::exclusive(&path).map_err(io(&path, "locking"))
     }
 
     fn read(&self) -> Result<HeldFile, HeldError> {
@@ -210,25 +196,12 @@ impl HeldStore {
 
     fn write(&self, f: &HeldFile) -> Result<(), HeldError> {
         let path = self.dir.join(FILE);
-        let tmp = self.dir.join(format!("{FILE}.tmp"));
         let json = serde_json::to_vec_pretty(f).map_err(|e| HeldError::Io {
             path: path.clone(),
             what: "serializing",
             source: std::io::Error::other(e),
         })?;
-        let mut out = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io(&tmp, "creating"))?;
-        out.write_all(&json).map_err(io(&tmp, "writing"))?;
-        out.sync_all().map_err(io(&tmp, "syncing"))?;
-        fs::rename(&tmp, &path).map_err(io(&path, "renaming into place"))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&self.dir, "syncing the directory"))
+        Ok(write_atomic(&path, &json, 0o600)?)
     }
 }
 

@@ -1,12 +1,11 @@
 //! `native-host install` / `uninstall`: writes and removes the host manifest of each
-//! browser, per user or system-wide. Files are written atomically (temporary file,
-//! rename) with mode 0644: browsers must read them, and they hold no secret.
+//! browser, per user or system-wide. Files are written with `secure_files::write_atomic`
+//! with mode 0644: browsers must read them, and they hold no secret.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use secure_files::{write_atomic, FileError};
 use thiserror::Error;
 
 use crate::manifest::{
@@ -30,6 +29,8 @@ pub enum InstallError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("writing the manifest: {0}")]
+    Write(#[from] FileError),
 }
 
 /// Where manifests go.
@@ -116,26 +117,10 @@ pub fn install(req: &Install) -> Result<Vec<PathBuf>, InstallError> {
         let mut json = serde_json::to_vec_pretty(&manifest_json(b, &req.binary, ids))
             .map_err(|e| io("serializing", &file)(std::io::Error::other(e)))?;
         json.push(b'\n');
-        write_atomic(&file, &json)?;
+        write_atomic(&file, &json, 0o644)?;
         written.push(file);
     }
     Ok(written)
-}
-
-fn write_atomic(path: &Path, data: &[u8]) -> Result<(), InstallError> {
-    let tmp = path.with_extension("json.tmp");
-    let mut f = fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o644)
-        .open(&tmp)
-        .map_err(io("creating", &tmp))?;
-    f.write_all(data).map_err(io("writing", &tmp))?;
-    f.sync_all().map_err(io("syncing", &tmp))?;
-    // The umask may have narrowed the mode: browsers of every user must read it.
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).map_err(io("chmod", &tmp))?;
-    fs::rename(&tmp, path).map_err(io("renaming", path))
 }
 
 /// Removes our manifest of each browser (every browser when empty); returns each file

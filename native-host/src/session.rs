@@ -81,6 +81,6 @@ impl Session {
 pub fn purpose_name(p: Purpose) -> &'static str {
     match p {
         Purpose::Payment(_) => "payment",
-        Purpose::Recovery => "recovery",
+        Purpose::Recovery { .. } => "recovery",
     }
 }

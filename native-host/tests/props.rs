@@ -2,10 +2,13 @@
 //! cargo-fuzz targets in `fuzz/` check for longer: `scripts/fuzz`): the frame decoder
 //! decodes the same however its input is split and never yields an oversized frame;
 //! the request parser never panics; the guard never lets a payment charge more units
-//! than confirmed, counting lost answers, and never lets a recovery debit.
+//! than confirmed, counting lost answers, nor a time-cycle's units come faster than its
+//! period; it never lets a recovery debit, and reads no record but the recovery's own.
 
 use native_host::frame::{Decoder, Event, MAX_INBOUND};
-use native_host::guard::{Answer, Confirmed, Guard, Purpose};
+use std::time::{Duration, Instant};
+
+use native_host::guard::{Answer, Confirmed, Guard, Period, Purpose, TOLERANCE};
 use native_host::message::request::parse;
 use proptest::prelude::*;
 use purse::commands::{CardCommand, DebitCmd, InitializeCmd, TickCmd};
@@ -81,29 +84,44 @@ proptest! {
         recovery in any::<bool>(),
         u in 1u32..2000,
         max in 1u16..5,
+        period in 1u64..120,
         steps in proptest::collection::vec(
-            (any::<u8>(), any::<u8>(), any::<u32>(), proptest::collection::vec(any::<u8>(), 0..40), 0u8..4),
+            (any::<u8>(), any::<u8>(), any::<u32>(), proptest::collection::vec(any::<u8>(), 0..40), 0u8..4, 0u64..90),
             0..40,
         ),
     ) {
+        let period = Period::from_secs(period).unwrap();
         let c = Confirmed {
             mode: if time_cycle { Mode::TimeCycle } else { Mode::Single },
             unit_amount: Amount(u),
             max_units: Units(if time_cycle { max } else { 1 }),
             currency: Currency::EUR,
+            period: time_cycle.then_some(period),
         };
-        let purpose = if recovery { Purpose::Recovery } else { Purpose::Payment(c) };
+        let purpose = if recovery { Purpose::Recovery { nt: Nt(1) } } else { Purpose::Payment(c) };
         let mut g = Guard::new(purpose, Some(KeyVersion(1)));
         let mut moved = 0u32;
-        for (sel, a, b, raw, answer) in steps {
+        let mut now = Instant::now();
+        let mut first: Option<Instant> = None;
+        for (sel, a, b, raw, answer, wait) in steps {
+            now += Duration::from_secs(wait);
             let apdu = command(&c, sel, a, b, &raw);
-            let Ok(cmd) = g.check(&apdu) else { continue };
+            let Ok(cmd) = g.check(&apdu, now) else { continue };
             let charge = matches!(cmd, CardCommand::Debit(_) | CardCommand::Tick(_));
             prop_assert!(!(charge && recovery), "a recovery session debited");
+            if let CardCommand::GetProof { nt } = cmd {
+                prop_assert!(recovery && nt == Nt(1), "a proof of {nt} passed");
+            }
+            if let (true, Some(t)) = (charge && time_cycle, first) {
+                // The (moved + 1)-th unit, no earlier than `moved` periods after the first.
+                prop_assert!(now + TOLERANCE >= t + period.duration() * moved, "a unit came early");
+            }
             if let (CardCommand::Initialize(i), Purpose::Payment(c)) = (&cmd, purpose) {
                 prop_assert_eq!((i.mode, i.u, i.max_units), (c.mode, c.unit_amount, c.max_units));
             }
             let mut ok = vec![0u8; 42];
+            // An INITIALIZE's answer names NT 0 to 3 (CardID, then NT).
+            ok[11] = a % 4;
             ok.extend_from_slice(&[0x90, 0]);
             let answer = match answer {
                 0 | 1 => Answer::Response(&ok),
@@ -112,8 +130,9 @@ proptest! {
             };
             if charge && !matches!(answer, Answer::Response([0x69, 0x85])) {
                 moved += 1;
+                first.get_or_insert(now);
             }
-            g.observe(&cmd, answer);
+            g.observe(&cmd, answer, now);
             prop_assert!(moved <= u32::from(c.max_units.0));
             prop_assert!(g.charged() + g.in_doubt() <= u32::from(c.max_units.0));
         }

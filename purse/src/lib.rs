@@ -22,5 +22,6 @@ pub use types::*;
 pub mod card;
 pub mod clearing;
 pub mod sam;
+pub mod sam_applet;
 pub mod settlement;
 pub mod surrogate;

@@ -85,14 +85,23 @@ pub fn s2k(ks: &Key, nt: Nt, k: Units) -> Mac8 {
     mac8(ks, &m)
 }
 
-/// `S3 = MAC8(Ks, 03 || NT || Units || Total || BalanceAfter)`.
-pub fn s3(ks: &Key, nt: Nt, units: Units, total: Amount, balance_after: Amount) -> Mac8 {
-    let mut m = [0u8; 15];
+/// `S3 = MAC8(Ks, 03 || NT || Units || Total || BalanceAfter || TAC)` (revision 2: S3
+/// covers the TAC, so a TAC altered on the way between card and SAM fails S3).
+pub fn s3(
+    ks: &Key,
+    nt: Nt,
+    units: Units,
+    total: Amount,
+    balance_after: Amount,
+    tac: &Mac8,
+) -> Mac8 {
+    let mut m = [0u8; 23];
     m[0] = 0x03;
     m[1..5].copy_from_slice(&nt.0.to_be_bytes());
     m[5..7].copy_from_slice(&units.0.to_be_bytes());
     m[7..11].copy_from_slice(&total.0.to_be_bytes());
-    m[11..].copy_from_slice(&balance_after.0.to_be_bytes());
+    m[11..15].copy_from_slice(&balance_after.0.to_be_bytes());
+    m[15..].copy_from_slice(&tac.0);
     mac8(ks, &m)
 }
 

@@ -123,15 +123,17 @@ pub fn journal_key(k_sam: &Key, sam_id: SamId) -> Key {
 
 /// `J_0 = 0^16`, `J_i = CMAC(KJ, J_(i-1) || Rec_i)`; returns `J_n`.
 pub fn journal(kj: &Key, sam_id: SamId, txs: &[BatchTx]) -> Journal {
-    let mut j = [0u8; 16];
+    txs.iter()
+        .fold(Journal([0u8; 16]), |j, tx| journal_next(kj, sam_id, &j, tx))
+}
+
+/// One link of the chain: `J_i = CMAC(KJ, J_(i-1) || Rec_i)`, for a reader that sees
+/// the records one at a time.
+pub fn journal_next(kj: &Key, sam_id: SamId, prev: &Journal, tx: &BatchTx) -> Journal {
     let mut input = Vec::with_capacity(76);
-    for tx in txs {
-        input.clear();
-        input.extend_from_slice(&j);
-        input.extend_from_slice(&tx.rec(sam_id));
-        j = cmac(kj, &input);
-    }
-    Journal(j)
+    input.extend_from_slice(&prev.0);
+    input.extend_from_slice(&tx.rec(sam_id));
+    Journal(cmac(kj, &input))
 }
 
 /// The values the totals record covers.

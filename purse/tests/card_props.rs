@@ -331,7 +331,7 @@ proptest! {
             prop_assert_eq!(after.nt_last, v.params.nt);
             let rec = after.record(v.params.nt).expect("R(NT)");
             prop_assert_eq!(Some(rec.total), v.params.u.checked_mul(rec.units));
-            prop_assert!(d.s3.verify(&s3(&v.ks, v.params.nt, rec.units, rec.total, d.balance_after)));
+            prop_assert!(d.s3.verify(&s3(&v.ks, v.params.nt, rec.units, rec.total, d.balance_after, &d.tac)));
             let tac = TacInput {
                 card_id: v.params.card_id, nt: v.params.nt, sam_id: v.params.sam_id,
                 sam_tx_seq: rec.sam_tx_seq, datetime: rec.datetime, mode: v.params.mode.p1(),

@@ -80,7 +80,7 @@ async fn kill_9_between_authorize_and_complete_loses_and_doubles_nothing() {
     let (pay_a, secret_a, debit_a) = server.authorize(&mut card_a, 250).await;
     let answer_a = card_a.run(&debit_a);
     // (b) The card is debited; its answer is lost with the server.
-    let (pay_b, _, debit_b) = server.authorize(&mut card_b, 400).await;
+    let (pay_b, secret_b, debit_b) = server.authorize(&mut card_b, 400).await;
     card_b.run(&debit_b);
     // (c) The DEBIT never reaches the card.
     let (pay_c, secret_c, _) = server.authorize(&mut card_c, 700).await;
@@ -121,7 +121,7 @@ async fn kill_9_between_authorize_and_complete_loses_and_doubles_nothing() {
     assert_eq!((s, &again["status"]), (200, &json!("succeeded")), "{again}");
 
     // (b) Recovery with the card proves the debit.
-    let (s, r) = server.recover(&mut card_b).await;
+    let (s, r) = server.recover(&mut card_b, &secret_b).await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(
         r["outcomes"],
@@ -132,7 +132,7 @@ async fn kill_9_between_authorize_and_complete_loses_and_doubles_nothing() {
     assert_eq!(b["charged"]["total"], 400);
 
     // (c) Recovery with the card shows the DEBIT never arrived: voided, nothing charged.
-    let (s, r) = server.recover(&mut card_c).await;
+    let (s, r) = server.recover(&mut card_c, &secret_c).await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(
         r["outcomes"],
@@ -171,7 +171,7 @@ async fn kill_9_between_authorize_and_complete_loses_and_doubles_nothing() {
         (s, &e["error"]["code"]),
         (409, &json!("payment_not_cancelable"))
     );
-    let (s, e) = server.recover(&mut card_b).await;
+    let (s, e) = server.recover(&mut card_b, &secret_b).await;
     assert_eq!(
         (s, &e["error"]["code"]),
         (404, &json!("nothing_to_recover"))
@@ -255,6 +255,8 @@ struct Shopper {
     acked: Vec<(String, &'static str)>,
     /// A debited card's answer the server has not acknowledged: (id, secret, answer).
     in_hand: Option<(String, String, String)>,
+    /// The client secret of its last payment (recovery takes one).
+    last_secret: String,
 }
 
 /// Buys until the server stops answering (at most `rounds` purchases); reports each
@@ -269,6 +271,7 @@ async fn shop_until_killed(
         card,
         acked: Vec::new(),
         in_hand: None,
+        last_secret: String::new(),
     };
     for _ in 0..rounds {
         let order = json!({"amount": 10, "currency": "EUR"});
@@ -278,6 +281,7 @@ async fn shop_until_killed(
         assert_eq!(s, 201, "{created}");
         let (id, secret) = id_and_secret(&created);
         me.acked.push((id.clone(), "created"));
+        me.last_secret = secret.clone();
         let (kv, init) = me.card.initialize(&created);
         let body = json!({"client_secret": secret, "kv": kv, "response": init});
         let Some((s, step)) = try_post(
@@ -354,7 +358,7 @@ async fn kill_9_under_load_keeps_every_acknowledged_step() {
             sh.acked.last_mut().expect("acked").1 = "succeeded";
         }
         // Whatever else was authorized without reaching the card is voided.
-        let (s, r) = server.recover(&mut sh.card).await;
+        let (s, r) = server.recover(&mut sh.card, &sh.last_secret).await;
         assert!(
             s == 200 || (s == 404 && r["error"]["code"] == "nothing_to_recover"),
             "{s} {r}"

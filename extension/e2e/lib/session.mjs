@@ -2,7 +2,7 @@
 // windows, and what the shop, the card and the extension's storage say. Shared by the
 // end-to-end test (run.mjs) and the browser demo (demo.mjs).
 
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build, ROOT } from '../../tools/build.mjs';
 import { launch } from './browser.mjs';
@@ -18,6 +18,22 @@ async function start(S, extensionDir, swLog) {
   return { browser, shop, found };
 }
 
+/** The pid of the browser this process started on `profile`. */
+function browserPid(profile) {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== process.pid) continue;
+      if (readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').some((a) => a === `--user-data-dir=${profile}` || a === profile)) return Number(d);
+    } catch {
+      // the process went away meanwhile
+    }
+  }
+  throw new Error(`no browser of ours runs on ${profile}`);
+}
+
 export async function openSession(S, { artifacts }) {
   const extensionDir = build('chromium');
   const swLog = createWriteStream(join(S.dir, 'extension.log'), { flags: 'a' });
@@ -29,6 +45,26 @@ export async function openSession(S, { artifacts }) {
     async restart() {
       await s.browser.context.close();
       Object.assign(s, await start(S, extensionDir, swLog));
+    },
+
+    /**
+     * Kills the browser as a crash or a power cut would (SIGKILL to its main process,
+     * found by its profile among our own children) and starts it again on the profile.
+     */
+    async kill() {
+      const pid = browserPid(S.profile);
+      const closed = new Promise((r) => s.browser.context.once('close', r));
+      process.kill(pid, 'SIGKILL');
+      await closed;
+      Object.assign(s, await start(S, extensionDir, swLog));
+    },
+
+    /** Waits for the extension's next service worker (after it reloaded itself). */
+    async nextWorker(reloaded) {
+      const worker = await reloaded;
+      worker.on('console', (m) => swLog.write(`${new Date().toISOString()} ${m.type()} ${m.text()}\n`));
+      s.browser.worker = worker;
+      return worker;
     },
 
     /** Waits (on the shop's long-poll) until an order reaches `status`; returns the order. */

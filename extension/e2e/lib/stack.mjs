@@ -3,7 +3,8 @@
 // reader "Virtual PCD 00 00" (card-emulator on pcscd + vpcd), the shop plugin (init +
 // serve, SQLite on disk), the demo shop (demo-shop) taking the plugin's webhooks, and the
 // native host registered for the extension's fixed development id (native-host install,
-// its manifest copied into the browser profile's NativeMessagingHosts/).
+// its manifest copied into the browser profile's NativeMessagingHosts/). Browsers reach
+// the plugin through a proxy (hostile-proxy.mjs), transparent until a test gives it a rule.
 
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -11,7 +12,8 @@ import { join, resolve } from 'node:path';
 import { chromiumId } from '../../tools/extension-id.mjs';
 import { ROOT } from '../../tools/build.mjs';
 import { HostClient } from './host-client.mjs';
-import { run, start } from './procs.mjs';
+import { startProxy } from './hostile-proxy.mjs';
+import { run, start, stop } from './procs.mjs';
 
 export const BINARIES = ['purse-issuer', 'card-emulator', 'native-host', 'shop-plugin', 'demo-shop'];
 export const SAM_ID = '5a00000000000001';
@@ -78,8 +80,10 @@ export async function bringUp({ base, say = () => {}, periodSecs = 1 }) {
   if (!/^sk_[A-Za-z0-9_-]+$/.test(apiKey)) throw new Error('shop-plugin init printed no API key on its last line');
   writeFileSync(f('api-key'), `${apiKey}\n`, { mode: 0o600 });
   const plugin = await start('shop-plugin', b('shop-plugin'), ['--config', config, 'serve'], { log: f('shop-plugin.log'), ready: /listening on/ });
+  const proxy = await startProxy(pluginUrl);
+  say(`browsers reach the plugin through the proxy ${proxy.url}`);
   const shop = await start('demo-shop', b('demo-shop'), [
-    '--listen', `127.0.0.1:${shopPort}`, '--plugin', pluginUrl, '--api-key-file', f('api-key'),
+    '--listen', `127.0.0.1:${shopPort}`, '--plugin', pluginUrl, '--plugin-public', proxy.url, '--api-key-file', f('api-key'),
     '--webhook-secret-file', f('plugin/webhook-secret'), '--period-secs', String(periodSecs),
   ], { log: f('demo-shop.log'), ready: /listening on/ });
 
@@ -98,10 +102,23 @@ export async function bringUp({ base, say = () => {}, periodSecs = 1 }) {
   // Chromium with --user-data-dir reads <profile>/NativeMessagingHosts/, not ~/.config.
   copyFileSync(hostManifest, join(profile, 'NativeMessagingHosts', 'org.purse.native_host.json'));
 
-  return {
-    dir, home, profile, bin, shopOrigin, pluginUrl, config, emulator: emulator.child, plugin: plugin.child, shop: shop.child, host,
+  const S = {
+    dir, home, profile, bin, shopOrigin, pluginUrl: proxy.url, pluginDirect: pluginUrl, proxy, config, emulator: emulator.child, plugin: plugin.child, shop: shop.child, host,
     control: f('card.ctl'), issuerKeys: f('issuer.json'), clearingState: f('clearing.json'), outbox: f('plugin/settlement-outbox'),
     batches: () => (existsSync(f('plugin/settlement-outbox')) ? readdirSync(f('plugin/settlement-outbox')).filter((n) => n.endsWith('.json')).map((n) => join(f('plugin/settlement-outbox'), n)) : []),
     run: (name, args, opts) => run(b(name), args, opts),
+
+    /** Takes the card out for good and puts another in (a fresh card `cardId` holding `balance`). */
+    async swapCard(cardId, balance) {
+      const file = f(`card-${cardId}.json`);
+      await must('card issue', b('purse-issuer'), ['card', 'issue', '--keys', f('issuer.json'), '--card-id', cardId, '--kv', '1', '--currency', 'EUR', '--balance', String(balance), '--out', file]);
+      await stop(S.emulator);
+      await host.waitCard(false);
+      S.control = f(`card-${cardId}.ctl`);
+      const next = await start('card-emulator', b('card-emulator'), ['--card', file, '--control', S.control, '--verbose'], { log: f(`card-emulator-${cardId}.log`), ready: /inserted: connected/ });
+      S.emulator = next.child;
+      await host.waitCard(true);
+    },
   };
+  return S;
 }

@@ -11,6 +11,7 @@ import { request } from '../lib/native-protocol.js';
 import { reply } from '../lib/page-protocol.js';
 import { initializeFor, termsOf } from '../lib/payment-terms.js';
 import { sameCurrency } from '../lib/money.js';
+import { parseInitializeAnswer } from '../lib/apdu.js';
 import { deliveryCall, isFinalRefusal, makeRecord, retryDelayMs } from '../lib/pending.js';
 import { isFinal, next, stageOf, stopEvent } from '../lib/session.js';
 import { buildView } from '../lib/view.js';
@@ -27,9 +28,12 @@ export const DEFAULTS = Object.freeze({
   deliveryAttempts: 4, // sending an answer again before telling the page "pending"
 });
 
+/** Time as the flow sees it (a test passes a virtual one). */
+export const SYSTEM_CLOCK = Object.freeze({ now: () => Date.now(), sleep });
+
 export class PaymentFlow {
-  constructor({ flowId, requestId, payment, pageOrigin, toPage, makeHost, plugin, pending, ui, extensionInfo, config = {}, onEnd = () => {}, log = () => {} }) {
-    Object.assign(this, { flowId, requestId, ref: payment, pageOrigin, toPage, makeHost, plugin, pending, ui, extensionInfo, onEnd, log });
+  constructor({ flowId, requestId, payment, pageOrigin, toPage, makeHost, plugin, pending, ui, extensionInfo, config = {}, onEnd = () => {}, log = () => {}, collectHeld = async () => {}, clock = SYSTEM_CLOCK }) {
+    Object.assign(this, { flowId, requestId, ref: payment, pageOrigin, toPage, makeHost, plugin, pending, ui, extensionInfo, onEnd, log, collectHeld, clock });
     this.config = { ...DEFAULTS, ...config };
     this.state = 'loading';
     this.decision = new Deferred();
@@ -109,6 +113,7 @@ export class PaymentFlow {
       this.host = this.makeHost();
       this.host.onEvent((m) => this.hostEvent(m));
       await this.host.greet(`purse-extension ${this.extensionInfo.version}`);
+      await this.deliverHeld();
       for (;;) {
         await this.untilCard();
         const wake = new Deferred();
@@ -153,6 +158,12 @@ export class PaymentFlow {
       throw e;
     }
     await this.pending.remove(this.ref.id);
+    if (rec.heldId) {
+      // The host's copy is no longer needed either.
+      const host = this.makeHost();
+      await host.call(request.ack(rec.heldId), 5000).catch(() => {});
+      host.close();
+    }
     this.log(`delivered the kept ${rec.kind} of ${this.ref.id} on the page's retry`);
     return null;
   }
@@ -164,9 +175,17 @@ export class PaymentFlow {
     this.terms = terms.error ? null : terms;
     this.facts.payment = p;
     this.card = { cardId: kept.cardId, kv: kept.kv };
+    this.nt = kept.nt ?? null;
     await this.ui.open(this.flowId);
     this.host = this.makeHost();
     await this.host.greet(`purse-extension ${this.extensionInfo.version}`);
+    // The host may hold the answer that was lost on its way here: that settles it.
+    await this.deliverHeld();
+    if (!(await this.pending.get(this.ref.id))) {
+      const now = await this.withRetry(() => this.plugin.payment(this.ref.id, this.ref.clientSecret));
+      if (now.status === 'succeeded') return this.succeed(now);
+      if (now.status === 'failed') throw new FlowError('plugin', now.failure?.code ?? 'not_debited', now.failure?.message, now);
+    }
     this.move('lost');
     this.facts.error = describe('extension', 'recovery_pending');
     this.render();
@@ -233,6 +252,11 @@ export class PaymentFlow {
     const step = await this.withRetry(() => this.plugin.initialize(this.ref.id, this.ref.clientSecret, card.kv, initAnswer.response));
     if (!step.command) throw new FlowError('plugin', 'wrong_state', 'the payment service gave no DEBIT');
     this.facts.payment = step;
+    // The NT of this payment, from the card's own answer (never the shop's word): what a
+    // recovery may read, and the key of the host's held answers.
+    const started = parseInitializeAnswer(initAnswer.response);
+    if (started === null || started.cardId !== card.cardId) throw new FlowError('plugin', 'wrong_state', 'a DEBIT without an accepted INITIALIZE');
+    this.nt = started.nt;
 
     // From here the card may debit: keep what recovery needs before the DEBIT leaves.
     await this.keep('recovery');
@@ -243,6 +267,8 @@ export class PaymentFlow {
       if (e instanceof HostError) return this.lost(e);
       throw e;
     }
+    // Unit 1 is charged: a time-cycle's unit k is due (k-1) confirmed periods after this.
+    this.debitAt = this.clock.now();
     const p = await this.deliver('answer', debit, () => this.plugin.answer(this.ref.id, this.ref.clientSecret, debit.response));
     return this.after(p);
   }
@@ -287,6 +313,7 @@ export class PaymentFlow {
         response,
         cardId: this.card?.cardId,
         kv: this.card?.kv,
+        nt: this.nt ?? null,
       }),
       cardId: this.card?.cardId ?? null,
       kv: this.card?.kv ?? null,
@@ -320,7 +347,7 @@ export class PaymentFlow {
         if (attempt + 1 >= this.config.deliveryAttempts) {
           throw new FlowError('extension', 'delivery_pending', e.message);
         }
-        await sleep(retryDelayMs(attempt));
+        await this.clock.sleep(Math.max(retryDelayMs(attempt), e.retryAfterMs ?? 0));
       }
     }
   }
@@ -338,17 +365,20 @@ export class PaymentFlow {
         return await f();
       } catch (e) {
         if (!e.retryable || attempt + 1 >= this.config.deliveryAttempts) throw e;
-        await sleep(retryDelayMs(attempt));
+        await this.clock.sleep(Math.max(retryDelayMs(attempt), e.retryAfterMs ?? 0));
       }
     }
   }
 
-  /** A DEBIT or TICK answer was lost (card pulled...): recovery with the card. */
-  async lost(hostError) {
+  /**
+   * A DEBIT or TICK answer was lost (card pulled...), or a TICK was withheld (`why`
+   * tick_withheld): recovery with the card decides what it did.
+   */
+  async lost(hostError, why = 'recovery_pending') {
     this.log(`answer lost: ${hostError.code} ${hostError.detail ?? ''}`);
     await this.keep('recovery');
     this.move('lost');
-    this.facts.error = describe('extension', 'recovery_pending');
+    this.facts.error = describe('extension', why);
     this.render();
     await this.closeSession();
     // Tell the service the exchange failed (it then waits for recovery); best effort:
@@ -369,10 +399,21 @@ export class PaymentFlow {
     });
     if (!back) throw new FlowError('extension', 'recovery_pending', 'the card did not come back in time');
     this.log('recovery: the card is back');
-    await runRecovery(this.host, this.plugin, this.card.cardId, this.card.kv, this.log);
+    await runRecovery(this.host, this.plugin, { cardId: this.card.cardId, kv: this.card.kv, nt: this.nt, clientSecret: this.ref.clientSecret }, this.log);
     this.log('recovery: done');
-    await this.pending.remove(this.ref.id);
-    return this.withRetry(() => this.plugin.payment(this.ref.id, this.ref.clientSecret));
+    const p = await this.withRetry(() => this.plugin.payment(this.ref.id, this.ref.clientSecret));
+    // Only a decided payment lets the record go; an undecided one is recovered later.
+    if (p.status === 'succeeded' || p.status === 'failed') await this.pending.remove(this.ref.id);
+    return p;
+  }
+
+  /** The host's held card answers go to their payment services first (deliveries.js). */
+  async deliverHeld() {
+    try {
+      await this.collectHeld(this.host);
+    } catch (e) {
+      this.log(`held answers not collected: ${e.code ?? e.message}`);
+    }
   }
 
   // ------------------------------------------------------------------ endings

@@ -5,7 +5,7 @@
 
 import { ext } from './ext.js';
 import { ConfirmWindows } from './confirm-window.js';
-import { deliverPending } from './deliveries.js';
+import { deliverHeld, deliverPending } from './deliveries.js';
 import { PaymentFlow } from './flow.js';
 import { HostPort } from './host.js';
 import { readCard, readHistory } from './card.js';
@@ -92,6 +92,8 @@ function startFlow(msg, origin, port, send) {
     ui: windows,
     extensionInfo,
     log,
+    // On every payment, before it runs: the host's held answers go out first.
+    collectHeld: (host) => deliverHeld({ pending, fetch: (...a) => fetch(...a), host, log }),
     onEnd: (f) => {
       if (current === f) current = null;
       windows.forget(f.flowId);
@@ -197,7 +199,8 @@ ext.runtime.onConnect.addListener((port) => {
   port.disconnect();
 });
 
-// At every start: what the shop has not acknowledged yet goes out again.
+// At every start: what the shop has not acknowledged yet goes out again (the host's held
+// answers of the kept payments first).
 pending.all().then((all) => {
   if (Object.keys(all).length > 0) redeliver();
 });

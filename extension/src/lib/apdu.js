@@ -53,6 +53,31 @@ export function parseInitialize(commandHex) {
   };
 }
 
+/**
+ * The fields of an INITIALIZE FOR PURCHASE answer that the extension keeps (the card
+ * id and the NT a recovery is about), or null when it is not a 42-byte answer + 9000.
+ */
+export function parseInitializeAnswer(responseHex) {
+  const n = normalHex(responseHex);
+  if (n === null || n.length !== 88 || statusWord(n) !== '9000') return null;
+  const b = bytes(n);
+  return { cardId: hexOf(b.subarray(0, 8)), nt: u(b, 8, 4), balance: u(b, 12, 4) };
+}
+
+/** The unit number k of a DEBIT TICK command, or null if it is not one. */
+export function tickUnit(commandHex) {
+  const n = normalHex(commandHex);
+  if (n === null || (n.length !== 30 && n.length !== 32) || !n.startsWith('805600000a')) return null;
+  return parseInt(n.slice(10, 14), 16);
+}
+
+/** The NT a GET TRANSACTION PROOF command asks for, or null if it is not one. */
+export function proofNt(commandHex) {
+  const n = normalHex(commandHex);
+  if (n === null || (n.length !== 18 && n.length !== 20) || !n.startsWith('805a000004')) return null;
+  return parseInt(n.slice(10, 18), 16);
+}
+
 /** A GET TRANSACTION PROOF answer: the 51-byte record R(NT), or null. */
 export function parseRecord(responseHex) {
   const n = normalHex(responseHex);

@@ -7,7 +7,7 @@
 //   status                                -> status {pcsc, readers, session, held}
 //   card_info {reader?}                   -> card_info {reader, card}
 //   wait_card {present, timeout_ms}       -> card_event {reader, present}
-//   open_session {purpose, payment?, idle_timeout_ms?}
+//   open_session {purpose, payment?, recovery?, idle_timeout_ms?}
 //                                         -> session_opened {session, purpose, reader, card}
 //   apdu {session, apdu}                  -> apdu {session, response, held_id?}
 //   close_session {session}               -> session_closed {session, reason}
@@ -50,11 +50,18 @@ export const request = {
       unit_amount: terms.unitAmount,
       max_units: terms.maxUnits,
       currency: currencyNumber(terms.currency),
+      // The host holds a time-cycle to the confirmed pace too (unit k not before the
+      // DEBIT + (k-1) periods).
+      ...(terms.mode === 'time_cycle' ? { period_seconds: terms.periodSeconds } : {}),
     },
     ...(idleTimeoutMs ? { idle_timeout_ms: idleTimeoutMs } : {}),
   }),
-  /** A session that moves no money: recovery, and reading the card's records. */
-  openRecovery: () => ({ type: 'open_session', purpose: 'recovery' }),
+  /**
+   * A session that moves no money, for the recovery of the transaction `nt` (the NT of
+   * the payment's INITIALIZE answer, never the shop's word): the host relays the
+   * status-only INITIALIZE and GET TRANSACTION PROOF of that NT only.
+   */
+  openRecovery: (nt) => ({ type: 'open_session', purpose: 'recovery', ...(nt === undefined ? {} : { recovery: { nt } }) }),
   apdu: (session, apdu) => ({ type: 'apdu', session, apdu }),
   close: (session) => ({ type: 'close_session', session }),
   cancel: () => ({ type: 'cancel' }),

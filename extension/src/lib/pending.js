@@ -9,8 +9,10 @@ export const KINDS = Object.freeze(['answer', 'tick', 'stop', 'recovery']);
 
 /**
  * A record to keep: {kind, api, pageOrigin, paymentId, clientSecret, response?,
- * cardId?, kv?}. `answer`/`tick`/`stop` carry the card's response (hex); `recovery`
- * names the card whose pending transaction the service must check.
+ * cardId?, kv?, nt?}. `answer`/`tick`/`stop` carry the card's response (hex); `recovery`
+ * names the card whose pending transaction the service must check. `nt` is the NT of
+ * the card's INITIALIZE answer this payment relayed: the transaction a recovery is
+ * about, and the key of the native host's held answers of this payment.
  */
 export function makeRecord(r, now = Date.now()) {
   if (!KINDS.includes(r.kind)) throw new RangeError(`unknown kind ${r.kind}`);
@@ -19,6 +21,7 @@ export function makeRecord(r, now = Date.now()) {
   }
   if (r.kind !== 'recovery' && typeof r.response !== 'string') throw new TypeError('a pending answer needs the card response');
   if (r.kind === 'recovery' && (typeof r.cardId !== 'string' || !Number.isInteger(r.kv))) throw new TypeError('a pending recovery needs the card id and kv');
+  if (r.nt !== undefined && r.nt !== null && !(Number.isSafeInteger(r.nt) && r.nt >= 1 && r.nt <= 0xffffffff)) throw new RangeError('NT out of range');
   return {
     kind: r.kind,
     api: r.api,
@@ -28,6 +31,7 @@ export function makeRecord(r, now = Date.now()) {
     response: r.kind === 'recovery' ? null : r.response,
     cardId: r.cardId ?? null,
     kv: r.kv ?? null,
+    nt: r.nt ?? null,
     savedAt: now,
     attempts: 0,
   };
@@ -37,7 +41,9 @@ export function makeRecord(r, now = Date.now()) {
 export function deliveryCall(rec) {
   switch (rec.kind) {
     case 'answer': return ['answer', [rec.paymentId, rec.clientSecret, rec.response]];
-    case 'tick': return ['tick', [rec.paymentId, rec.clientSecret, rec.response]];
+    // A TICK's answer goes to /answer: /tick would also issue the next unit, which no
+    // running flow would relay.
+    case 'tick': return ['answer', [rec.paymentId, rec.clientSecret, rec.response]];
     case 'stop': return ['stop', [rec.paymentId, rec.clientSecret, rec.response]];
     default: return null; // recovery needs the card
   }
@@ -102,9 +108,28 @@ export function retryDelayMs(attempts) {
   return Math.min(60000, 1000 * 2 ** Math.max(0, Math.min(attempts, 16)));
 }
 
-/** Whether a service error means the record can never be delivered (drop it). */
+/**
+ * The plugin's own refusals after which a kept card answer can never be taken, with the
+ * HTTP status the plugin gives each (schema/openapi.yaml): the payment was decided
+ * (by the answer taken before, by recovery, by its end) or the answer is not an APDU.
+ */
+export const FINAL_REFUSALS = Object.freeze({
+  nothing_in_flight: 409,
+  wrong_state: 409,
+  not_running: 409,
+  not_time_cycle: 409,
+  payment_expired: 410,
+  invalid_apdu: 400,
+});
+
+/**
+ * Whether a service error means the record can never be delivered (drop it): only the
+ * plugin's own JSON error ({error: {code}}) with a final code at its status. Anything
+ * else (a proxy's or gateway's page of any status, 408/429/5xx, no answer, a code that
+ * is not final) keeps the record: the card has paid, and only the plugin may say the
+ * answer is no longer wanted. recovery_required keeps it too: it becomes a recovery.
+ */
 export function isFinalRefusal(err) {
-  // A 4xx with a code is an answer: the service has decided (e.g. the payment expired).
-  // recovery_required keeps the record: it becomes a recovery.
-  return err?.status >= 400 && err.status < 500 && err.code !== 'recovery_required';
+  if (err?.source !== 'plugin' || err.body === null || typeof err.body !== 'object') return false;
+  return Object.prototype.hasOwnProperty.call(FINAL_REFUSALS, err.code) && FINAL_REFUSALS[err.code] === err.status;
 }

@@ -2,25 +2,33 @@
 // extension calls it on behalf of a page: every call names the page's origin (as the
 // browser reported it) in the Purse-Page-Origin header, carries no cookies, and has a
 // network timeout. Errors come back as {code, message, source, status}: the plugin's
-// own code, or network_unreachable / network_timeout / service_error.
+// own code (source "plugin": a JSON body {error: {code}}), or network_unreachable /
+// network_timeout / service_error (source "extension": no answer, or an answer that is
+// not the plugin's, such as a proxy's HTML 403/502 page).
 // `fetch` is passed in, so node's tests run it against a real HTTP server.
 
 export const PAGE_ORIGIN_HEADER = 'purse-page-origin';
 export const DEFAULT_TIMEOUT_MS = 15000;
 
 export class PluginError extends Error {
-  constructor(code, message, { status = 0, source = 'plugin', body = null } = {}) {
+  constructor(code, message, { status = 0, source = 'plugin', body = null, retryAfterMs = null } = {}) {
     super(message);
     this.name = 'PluginError';
     this.code = code;
     this.source = source;
     this.status = status;
     this.body = body;
+    this.retryAfterMs = retryAfterMs;
   }
 
-  /** Whether the request may be repeated as it is (nothing reached the service, or it failed transiently). */
+  /**
+   * Whether the request may be repeated as it is: no answer, an answer that is not the
+   * plugin's own (a proxy or gateway page, whatever its status), or a transient status
+   * of the plugin (408, 429, 5xx).
+   */
   get retryable() {
-    return this.code === 'network_unreachable' || this.code === 'network_timeout' || this.status >= 500;
+    if (this.source !== 'plugin') return true;
+    return this.status >= 500 || this.status === 408 || this.status === 429;
   }
 }
 
@@ -51,19 +59,22 @@ export function pluginClient({ api, pageOrigin, fetch, timeoutMs = DEFAULT_TIMEO
       throw new PluginError('network_unreachable', `the payment service cannot be reached (${e?.message ?? e})`, { source: 'extension' });
     }
     let json = null;
+    const isJson = /^application\/([a-z.+-]*\+)?json\b/i.test(r.headers?.get?.('content-type') ?? '');
     try {
-      json = await r.json();
+      if (isJson) json = await r.json();
+      else await r.body?.cancel?.();
     } catch {
       // handled below: a body that is not JSON
     } finally {
       clearTimeout(timer);
     }
     if (r.ok && json !== null && typeof json === 'object') return json;
+    const retryAfterMs = retryAfter(r.headers?.get?.('retry-after'));
     const e = json?.error;
-    if (e && typeof e.code === 'string') {
-      throw new PluginError(e.code, typeof e.message === 'string' ? e.message : e.code, { status: r.status, body: e });
+    if (e && typeof e.code === 'string' && !r.ok) {
+      throw new PluginError(e.code, typeof e.message === 'string' ? e.message : e.code, { status: r.status, body: e, retryAfterMs });
     }
-    throw new PluginError('service_error', `the payment service answered HTTP ${r.status} without an error object`, { status: r.status, source: 'extension' });
+    throw new PluginError('service_error', `the payment service answered HTTP ${r.status} without its own error object`, { status: r.status, source: 'extension', retryAfterMs });
   }
 
   const pay = (id) => `/v1/checkout/payments/${encodeURIComponent(id)}`;
@@ -78,9 +89,15 @@ export function pluginClient({ api, pageOrigin, fetch, timeoutMs = DEFAULT_TIMEO
     tick: (id, secret, response) => call('POST', `${pay(id)}/tick`, response === undefined ? { client_secret: secret } : { client_secret: secret, answer: { response } }),
     /** Time-cycle: stop (with the last unit's answer, if one is in hand). */
     stop: (id, secret, response) => call('POST', `${pay(id)}/stop`, response === undefined ? { client_secret: secret } : { client_secret: secret, answer: { response } }),
-    /** Recovery of the card's pending transactions: the first command comes back. */
-    startRecovery: (cardId, kv) => call('POST', '/v1/checkout/recoveries', { card_id: cardId, kv }),
+    /** Recovery of the card's pending transactions, as the holder of the client secret of a payment it paid: the first command comes back. */
+    startRecovery: (cardId, kv, secret) => call('POST', '/v1/checkout/recoveries', { card_id: cardId, kv, client_secret: secret }),
     /** The card's answer to the recovery's last command. */
     recoveryAnswer: (rid, response) => call('POST', `/v1/checkout/recoveries/${encodeURIComponent(rid)}`, { response }),
   };
+}
+
+/** A Retry-After header in seconds (dates are not used by the plugin), at most a minute; null when absent. */
+export function retryAfter(v) {
+  if (typeof v !== 'string' || !/^\s*\d+\s*$/.test(v)) return null;
+  return Math.min(60000, Number(v) * 1000);
 }

@@ -1,9 +1,16 @@
 // The confirmation window's script: shows the view the background pushes (built by
 // lib/view.js) and sends back the shopper's Pay, Cancel and Stop. It computes nothing
-// about money itself.
+// about money itself. Pay is live only PAY_DELAY_MS after the window was shown, focused
+// or made visible again, and after Pay became pressable (lib/activation.js).
+
+import { ActivationGate } from '../lib/activation.js';
 
 const api = globalThis.browser ?? globalThis.chrome;
 const flow = new URLSearchParams(location.search).get('flow');
+const gate = new ActivationGate(() => performance.now());
+let lastView = null;
+let payable = false;
+let rearmTimer = null;
 const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
 
 function text(id, value) {
@@ -16,6 +23,7 @@ function show(id, yes) {
 }
 
 function render(v) {
+  lastView = v;
   document.body.dataset.state = v.state;
   $('status').dataset.state = v.state;
   text('shop-host', v.host);
@@ -42,7 +50,12 @@ function render(v) {
   show('error', Boolean(v.errorText));
   text('error-text', v.errorText);
   text('error-action', v.actionText);
-  $('pay').disabled = !v.canPay;
+  // Pay becoming pressable is Pay appearing: the delay starts then too.
+  if (v.canPay && !payable) gate.rearm();
+  payable = Boolean(v.canPay);
+  $('pay').disabled = !v.canPay || !gate.ready();
+  clearTimeout(rearmTimer);
+  if (v.canPay && !gate.ready()) rearmTimer = setTimeout(() => render(lastView), gate.msLeft());
   show('pay', v.showPay);
   show('cancel', v.canCancel);
   show('stop', v.canStop);
@@ -62,7 +75,19 @@ port.onMessage.addListener((m) => {
 });
 port.postMessage({ type: 'attach', flow });
 
-$('pay').addEventListener('click', () => port.postMessage({ type: 'pay' }));
+/** The window came (back) to the front: Pay waits its delay again. */
+function rearm() {
+  gate.rearm();
+  if (lastView) render(lastView);
+}
+window.addEventListener('focus', rearm);
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible') rearm();
+});
+
+$('pay').addEventListener('click', () => {
+  if (gate.ready()) port.postMessage({ type: 'pay' });
+});
 $('cancel').addEventListener('click', () => port.postMessage({ type: 'cancel' }));
 $('stop').addEventListener('click', () => port.postMessage({ type: 'stop' }));
 $('close').addEventListener('click', () => window.close());

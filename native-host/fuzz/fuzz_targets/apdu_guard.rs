@@ -1,12 +1,15 @@
 //! The APDU guard on arbitrary sessions: a confirmation, then a sequence of commands
 //! (arbitrary bytes, or purse commands built from arbitrary fields, near the confirmed
-//! ones) with arbitrary answers. It never panics; only purse commands pass; a payment
-//! never charges more units than confirmed, counting lost answers as charged; a
-//! recovery never debits.
+//! ones) with arbitrary answers at arbitrary times. It never panics; only purse
+//! commands pass; a payment never charges more units than confirmed, counting lost
+//! answers as charged, nor a time-cycle's units faster than its period; a recovery
+//! never debits and reads no record but its own NT's.
 #![no_main]
 
+use std::time::{Duration, Instant};
+
 use libfuzzer_sys::fuzz_target;
-use native_host::guard::{Answer, Confirmed, Guard, Purpose};
+use native_host::guard::{Answer, Confirmed, Guard, Period, Purpose, TOLERANCE};
 use purse::commands::{CardCommand, DebitCmd, InitializeCmd, InitializeResponse, TickCmd};
 use purse::{
     Amount, CardId, Currency, DateTime, KeyVersion, Mac8, Mode, Nt, Rnd, SamId, SamTxSeq, Units,
@@ -93,6 +96,8 @@ fn command(input: &mut &[u8], c: &Confirmed) -> Vec<u8> {
 fuzz_target!(|data: &[u8]| {
     let mut input = data;
     let kind = byte(&mut input);
+    let period = Period::from_secs(u64::from(byte(&mut input)).max(1))
+        .unwrap_or(Period::from_secs(1).expect("1 s is a period"));
     let confirmed = Confirmed {
         mode: if kind & 1 == 0 {
             Mode::Single
@@ -106,20 +111,28 @@ fuzz_target!(|data: &[u8]| {
             u16::from(byte(&mut input) % 6).max(1)
         }),
         currency: Currency::EUR,
+        period: (kind & 1 == 1).then_some(period),
     };
+    let recovery_nt = Nt(u32::from(kind >> 4));
     let purpose = if kind & 2 == 0 {
         Purpose::Payment(confirmed)
     } else {
-        Purpose::Recovery
+        Purpose::Recovery { nt: recovery_nt }
     };
     let mut guard = Guard::new(purpose, Some(KeyVersion(1)));
     let mut charging = 0u32;
+    let mut now = Instant::now();
+    let mut first: Option<Instant> = None;
     while !input.is_empty() {
         let apdu = command(&mut input, &confirmed);
         let answer = byte(&mut input);
-        let Ok(cmd) = guard.check(&apdu) else {
+        now += Duration::from_secs(u64::from(byte(&mut input)));
+        let Ok(cmd) = guard.check(&apdu, now) else {
             continue;
         };
+        if let CardCommand::GetProof { nt } = cmd {
+            assert_eq!((kind & 2, nt), (2, recovery_nt), "a proof of {nt} passed");
+        }
         assert_eq!(
             CardCommand::decode(&apdu, Some(KeyVersion(1))).as_ref(),
             Ok(&cmd)
@@ -139,7 +152,7 @@ fuzz_target!(|data: &[u8]| {
                         (c.mode, c.unit_amount, c.max_units)
                     )
                 }
-                Purpose::Recovery => assert_eq!(i.mode, Mode::StatusOnly),
+                Purpose::Recovery { .. } => assert_eq!(i.mode, Mode::StatusOnly),
             }
         }
         // The answer: a well-formed success, a status word, or no answer at all.
@@ -165,15 +178,24 @@ fuzz_target!(|data: &[u8]| {
             _ => vec![0x69, 0x85],
         };
         // Money moved, or may have: a 9000 or no answer to a DEBIT/TICK.
+        if is_charge && confirmed.period.is_some() {
+            if let Some(t) = first {
+                assert!(
+                    now + TOLERANCE >= t + period.duration() * charging,
+                    "a unit came early"
+                );
+            }
+        }
         if is_charge && (answer % 4 == 3 || response.ends_with(&[0x90, 0])) {
             charging += 1;
+            first.get_or_insert(now);
         }
         let answer = if answer % 4 == 3 {
             Answer::Failed
         } else {
             Answer::Response(&response)
         };
-        guard.observe(&cmd, answer);
+        guard.observe(&cmd, answer, now);
         if let Purpose::Payment(c) = purpose {
             assert!(guard.charged() + guard.in_doubt() <= u32::from(c.max_units.0));
             assert!(charging <= u32::from(c.max_units.0));

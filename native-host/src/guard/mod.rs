@@ -3,19 +3,28 @@
 //! Only the purse application passes: SELECT of the purse AID, INITIALIZE, DEBIT, DEBIT
 //! TICK and GET TRANSACTION PROOF, structurally valid (the one decoder of
 //! `purse::commands`). A payment session carries what the shopper confirmed (mode, unit
-//! amount, cap, currency): every INITIALIZE must ask exactly that, and the DEBITs and
-//! TICKs charged (or possibly charged, when their answer was lost) never exceed the cap,
-//! however often the shop re-initializes. A recovery session moves no money: only SELECT,
-//! status-only INITIALIZE (mode 00, U = 0, MaxUnits = 0) and GET TRANSACTION PROOF.
+//! amount, cap, currency, a time-cycle's period): every INITIALIZE must ask exactly that,
+//! the DEBITs and TICKs charged (or possibly charged, when their answer was lost) never
+//! exceed the cap, however often the shop re-initializes, and a time-cycle's units come
+//! no faster than the confirmed period ([`pace`]). A recovery session moves no money:
+//! only SELECT, status-only INITIALIZE (mode 00, U = 0, MaxUnits = 0) and GET
+//! TRANSACTION PROOF of the one record the recovery is about ([`proof`]).
 //!
 //! The guard follows the card's session (spec 3) from the answers it sees, so a DEBIT or
 //! TICK passes only inside a session that a confirmed INITIALIZE opened.
 
+mod pace;
+mod proof;
+mod refusal;
+
+use std::time::Instant;
+
 use purse::commands::{CardCommand, InitializeResponse, SelectInfo};
 use purse::{Amount, Currency, KeyVersion, Mode, Nt, StatusWord, Units, AID};
-use thiserror::Error;
 
-use crate::catalogue::ErrorCode;
+pub use pace::{Pace, Period, IDLE_MARGIN, MAX_PERIOD_SECS, TOLERANCE};
+use proof::StatusSeen;
+pub use refusal::Refusal;
 
 /// What the shopper confirmed for a payment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +33,8 @@ pub struct Confirmed {
     pub unit_amount: Amount,
     pub max_units: Units,
     pub currency: Currency,
+    /// A time-cycle's period (one unit per period); `None` for a single purchase.
+    pub period: Option<Period>,
 }
 
 impl Confirmed {
@@ -39,7 +50,11 @@ impl Confirmed {
                 self.mode, self.unit_amount, self.max_units
             ));
         }
-        Ok(())
+        match (self.mode, self.period) {
+            (Mode::TimeCycle, None) => Err("a time_cycle needs its period_seconds".into()),
+            (Mode::Single, Some(_)) => Err("a single purchase has no period_seconds".into()),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -47,49 +62,11 @@ impl Confirmed {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {
     Payment(Confirmed),
-    /// Status-only INITIALIZE and proofs, for the shop's recovery of a lost answer.
-    Recovery,
-}
-
-/// A command the guard refused; nothing was sent to the card.
-#[derive(Clone, Debug, Error, PartialEq, Eq)]
-pub enum Refusal {
-    #[error("not a purse command (the card would answer {0})")]
-    NotPurse(StatusWord),
-    #[error("SELECT of another application ({0}): only the purse may be selected")]
-    ForeignAid(String),
-    #[error("INITIALIZE in mode {asked:?}, but the shopper confirmed {confirmed:?}")]
-    ModeMismatch { asked: Mode, confirmed: Mode },
-    #[error("INITIALIZE for {asked} per unit, but the shopper confirmed {confirmed}")]
-    AmountMismatch { asked: Amount, confirmed: Amount },
-    #[error("INITIALIZE for up to {asked} units, but the shopper confirmed {confirmed}")]
-    CapMismatch { asked: Units, confirmed: Units },
-    #[error("a status-only INITIALIZE (mode 00) is for recovery sessions only")]
-    StatusOnlyInPayment,
-    #[error(
-        "a recovery session only takes a status-only INITIALIZE (mode 00, U = 0, MaxUnits = 0)"
-    )]
-    ChargingInRecovery,
-    #[error("a recovery session never debits")]
-    DebitInRecovery,
-    #[error("{0} outside a purchase session that a confirmed INITIALIZE opened")]
-    OutOfSession(&'static str),
-    #[error("TICK {k} is beyond the confirmed cap of {cap} units")]
-    TickBeyondCap { k: Units, cap: Units },
-    #[error("{spent} of the {cap} confirmed units are charged or in doubt: no further unit")]
-    CapReached { spent: u32, cap: Units },
-}
-
-impl Refusal {
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            Refusal::ModeMismatch { .. }
-            | Refusal::AmountMismatch { .. }
-            | Refusal::CapMismatch { .. } => ErrorCode::AmountMismatch,
-            Refusal::TickBeyondCap { .. } | Refusal::CapReached { .. } => ErrorCode::CapExceeded,
-            _ => ErrorCode::CommandNotAllowed,
-        }
-    }
+    /// Status-only INITIALIZE and the proof of transaction `nt` (the NT of the payment
+    /// whose answer was lost), for the shop's recovery of that payment.
+    Recovery {
+        nt: Nt,
+    },
 }
 
 /// What the card made of the last command: its response APDU, or no answer at all
@@ -138,6 +115,9 @@ pub struct Guard {
     card_session: CardSession,
     charged: u32,
     in_doubt: u32,
+    pace: Pace,
+    /// From the last status-only INITIALIZE the card answered (recovery sessions).
+    status_seen: Option<StatusSeen>,
 }
 
 impl Guard {
@@ -149,6 +129,8 @@ impl Guard {
             card_session: CardSession::None,
             charged: 0,
             in_doubt: 0,
+            pace: Pace::default(),
+            status_seen: None,
         }
     }
 
@@ -174,8 +156,8 @@ impl Guard {
         }
     }
 
-    /// Decides whether `apdu` may go to the card.
-    pub fn check(&self, apdu: &[u8]) -> Result<CardCommand, Refusal> {
+    /// Decides whether `apdu` may go to the card at `now`.
+    pub fn check(&self, apdu: &[u8], now: Instant) -> Result<CardCommand, Refusal> {
         let cmd = CardCommand::decode(apdu, self.card_kv).map_err(Refusal::NotPurse)?;
         match (&cmd, self.purpose) {
             (CardCommand::Select { aid }, _) => {
@@ -183,13 +165,13 @@ impl Guard {
                     return Err(Refusal::ForeignAid(hex::encode_upper(aid)));
                 }
             }
-            (CardCommand::GetProof { .. }, _) => {}
-            (CardCommand::Initialize(init), Purpose::Recovery) => {
+            (CardCommand::GetProof { nt }, p) => proof::check(p, self.status_seen, *nt)?,
+            (CardCommand::Initialize(init), Purpose::Recovery { .. }) => {
                 if init.mode != Mode::StatusOnly || !init.mode.accepts(init.u, init.max_units) {
                     return Err(Refusal::ChargingInRecovery);
                 }
             }
-            (CardCommand::Debit(_) | CardCommand::Tick(_), Purpose::Recovery) => {
+            (CardCommand::Debit(_) | CardCommand::Tick(_), Purpose::Recovery { .. }) => {
                 return Err(Refusal::DebitInRecovery);
             }
             (CardCommand::Initialize(init), Purpose::Payment(c)) => {
@@ -223,6 +205,7 @@ impl Guard {
                     return Err(Refusal::OutOfSession("DEBIT"));
                 }
                 self.room_for_one_more(c)?;
+                self.on_pace(c, 0, now)?;
             }
             (CardCommand::Tick(t), Purpose::Payment(c)) => {
                 if t.k > c.max_units {
@@ -242,6 +225,7 @@ impl Guard {
                     return Err(Refusal::OutOfSession("TICK"));
                 }
                 self.room_for_one_more(c)?;
+                self.on_pace(c, u32::from(t.k.0), now)?;
             }
         }
         Ok(cmd)
@@ -258,13 +242,53 @@ impl Guard {
         Ok(())
     }
 
+    /// A time-cycle's next unit (the session's n-th, or the TICK's k if higher) is not
+    /// due before its time.
+    fn on_pace(&self, c: Confirmed, k: u32, now: Instant) -> Result<(), Refusal> {
+        let Some(period) = c.period else {
+            return Ok(());
+        };
+        let unit = (self.charged + self.in_doubt + 1).max(k);
+        self.pace
+            .check(period, unit, now)
+            .map_err(|wait| Refusal::TooEarly {
+                unit,
+                wait,
+                period: period.secs(),
+            })
+    }
+
+    /// Whether the card's `response` to `cmd` may be relayed: a record that GET
+    /// TRANSACTION PROOF read is withheld unless it is the recovery's own.
+    pub fn screen(&self, cmd: &CardCommand, response: &[u8]) -> Result<(), Refusal> {
+        let CardCommand::GetProof { nt } = cmd else {
+            return Ok(());
+        };
+        match Answer::Response(response).split() {
+            Some((data, sw)) if sw.is_ok() => proof::screen(self.status_seen, *nt, data),
+            _ => Ok(()),
+        }
+    }
+
     /// Follows the card's session and the money after `cmd` (which [`Guard::check`]
-    /// passed) got `answer`.
-    pub fn observe(&mut self, cmd: &CardCommand, answer: Answer<'_>) -> Effect {
+    /// passed) got `answer` at `now`.
+    pub fn observe(&mut self, cmd: &CardCommand, answer: Answer<'_>, now: Instant) -> Effect {
+        let effect = self.follow(cmd, answer);
+        if effect != Effect::None {
+            self.pace.charged(now);
+        }
+        effect
+    }
+
+    fn follow(&mut self, cmd: &CardCommand, answer: Answer<'_>) -> Effect {
         let split = answer.split();
         let ok = matches!(split, Some((_, sw)) if sw.is_ok());
         let data = split.map(|(d, _)| d).unwrap_or(&[]);
         let charging = matches!(cmd, CardCommand::Debit(_) | CardCommand::Tick(_));
+        if matches!(cmd, CardCommand::Initialize(_)) {
+            // Only this INITIALIZE's answer, when it is a status-only one, counts.
+            self.status_seen = None;
+        }
         if split.is_none() {
             // No answer: whatever the card did is unknown, its session too.
             self.card_session = CardSession::None;
@@ -288,7 +312,14 @@ impl Guard {
                 Effect::None
             }
             CardCommand::Initialize(init) => {
-                self.card_session = match (init.mode, InitializeResponse::parse(data)) {
+                let answer = InitializeResponse::parse(data);
+                if let (Mode::StatusOnly, Ok(r)) = (init.mode, &answer) {
+                    self.status_seen = Some(StatusSeen {
+                        sam_id: init.sam_id,
+                        card_nt: r.nt,
+                    });
+                }
+                self.card_session = match (init.mode, answer) {
                     (Mode::StatusOnly, _) => CardSession::StatusOnly,
                     (mode, Ok(r)) => CardSession::Purchase {
                         mode,

@@ -72,6 +72,9 @@ pub enum Reply {
         purpose: &'static str,
         reader: String,
         card: CardView,
+        /// How long the session is held without a request (for a time-cycle at least
+        /// its period and a margin).
+        idle_timeout_ms: u64,
     },
     Apdu {
         session: String,

@@ -5,13 +5,13 @@
 
 use std::io::Write;
 use std::sync::mpsc::RecvTimeoutError;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pcsc::Disposition;
 
 use super::{log, now_secs, random_id, Exit, Flow, Host, Inbound};
 use crate::catalogue::{ErrorCode, Failure};
-use crate::guard::{Answer, Purpose};
+use crate::guard::{Answer, Purpose, Refusal};
 use crate::message::reply::{CloseReason, Reply};
 use crate::message::request::{Parsed, Request};
 use crate::message::{CardView, Id};
@@ -82,6 +82,7 @@ impl<W: Write> Host<W> {
             purpose: purpose_name(purpose),
             reader: session.reader.clone(),
             card: CardView::from(&session.card),
+            idle_timeout_ms: u64::try_from(session.idle_timeout.as_millis()).unwrap_or(u64::MAX),
         };
         if let Flow::Exit(e) = self.send(id, opened) {
             return Flow::Exit(e);
@@ -176,25 +177,23 @@ impl<W: Write> Host<W> {
         apdu: &[u8],
     ) -> Option<End> {
         let ins = apdu.get(1).copied().unwrap_or(0);
-        let cmd = match session.guard.check(apdu) {
+        let cmd = match session.guard.check(apdu, Instant::now()) {
             Ok(cmd) => cmd,
-            Err(refusal) => {
-                log!("session {}: refused INS {ins:02X}: {refusal}", session.id);
-                let f = Failure::new(refusal.code(), refusal.to_string());
-                return match self.send(id, Reply::error(&f)) {
-                    Flow::Continue => None,
-                    Flow::Exit(e) => Some(End::Exit(e)),
-                };
-            }
+            Err(refusal) => return self.refused(id, session, ins, &refusal),
         };
         match transmit(card, apdu) {
             Ok(response) => {
-                session.guard.observe(&cmd, Answer::Response(&response));
+                session
+                    .guard
+                    .observe(&cmd, Answer::Response(&response), Instant::now());
                 log!(
                     "session {}: INS {ins:02X} -> {}",
                     session.id,
                     hex::encode_upper(&response[response.len().saturating_sub(2)..])
                 );
+                if let Err(refusal) = session.guard.screen(&cmd, &response) {
+                    return self.refused(id, session, ins, &refusal);
+                }
                 let held_id = self.keep(session, &cmd, apdu, &response);
                 let reply = Reply::Apdu {
                     session: session.id.clone(),
@@ -209,7 +208,7 @@ impl<W: Write> Host<W> {
             Err(f) => {
                 // A failed exchange, never a status word: the shop's SAM treats it as a
                 // lost answer. The card session is gone with it: so is ours.
-                session.guard.observe(&cmd, Answer::Failed);
+                session.guard.observe(&cmd, Answer::Failed, Instant::now());
                 log!("session {}: INS {ins:02X} failed: {f}", session.id);
                 if let Flow::Exit(e) = self.fail(id, &f) {
                     return Some(End::Exit(e));
@@ -220,6 +219,23 @@ impl<W: Write> Host<W> {
                 };
                 Some(self.closed(None, session, reason))
             }
+        }
+    }
+
+    /// Tells the extension what the guard refused (a command, or a card answer it
+    /// withheld); the session goes on.
+    fn refused(
+        &mut self,
+        id: Option<Id>,
+        session: &Session,
+        ins: u8,
+        refusal: &Refusal,
+    ) -> Option<End> {
+        log!("session {}: refused INS {ins:02X}: {refusal}", session.id);
+        let f = Failure::new(refusal.code(), refusal.to_string());
+        match self.send(id, Reply::error(&f)) {
+            Flow::Continue => None,
+            Flow::Exit(e) => Some(End::Exit(e)),
         }
     }
 

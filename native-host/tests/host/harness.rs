@@ -210,22 +210,33 @@ impl Host {
         self.child.wait().expect("waiting for the host")
     }
 
-    /// Opens a payment session on `reader`; returns the session id.
-    pub fn open_payment(&mut self, reader: &str, mode: &str, unit: u32, max: u16) -> String {
-        let r = self.expect(
+    /// Opens a single-purchase session on `reader`; returns the session id.
+    pub fn open_payment(&mut self, reader: &str, unit: u32) -> String {
+        self.open(
             json!({"type":"open_session","purpose":"payment","reader":reader,
-                   "payment":{"mode":mode,"unit_amount":unit,"max_units":max,"currency":978}}),
-            "session_opened",
-        );
-        r["session"].as_str().expect("session id").to_string()
+            "payment":{"mode":"single","unit_amount":unit,"max_units":1,"currency":978}}),
+        )
     }
 
-    /// Opens a recovery session on `reader`; returns the session id.
-    pub fn open_recovery(&mut self, reader: &str) -> String {
-        let r = self.expect(
-            json!({"type":"open_session","purpose":"recovery","reader":reader}),
-            "session_opened",
-        );
+    /// Opens a time-cycle session of `max` units of `unit`, one per `period` seconds.
+    pub fn open_time_cycle(&mut self, reader: &str, unit: u32, max: u16, period: u32) -> String {
+        self.open(
+            json!({"type":"open_session","purpose":"payment","reader":reader,
+            "payment":{"mode":"time_cycle","unit_amount":unit,"max_units":max,"currency":978,
+                       "period_seconds":period}}),
+        )
+    }
+
+    /// Opens a recovery session on `reader` for the payment of NT `nt`.
+    pub fn open_recovery(&mut self, reader: &str, nt: u32) -> String {
+        self.open(
+            json!({"type":"open_session","purpose":"recovery","reader":reader,
+                         "recovery":{"nt":nt}}),
+        )
+    }
+
+    fn open(&mut self, request: Value) -> String {
+        let r = self.expect(request, "session_opened");
         r["session"].as_str().expect("session id").to_string()
     }
 }

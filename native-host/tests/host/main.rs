@@ -7,6 +7,7 @@
 //! these tests fail, they do not skip.
 
 mod harness;
+mod hostile;
 mod install;
 mod payment;
 mod recovery;
@@ -71,12 +72,20 @@ impl Rig {
     }
 }
 
+/// The test shop's SAM.
+pub const SAM_ID: SamId = SamId([0x5A, 0, 0, 0, 0, 0, 0, 3]);
+
 pub fn sam_keys() -> SamKeys {
+    sam_keys_of(SAM_ID)
+}
+
+/// The keys of the SAM `sam_id` (another shop's, when it is not [`SAM_ID`]).
+pub fn sam_keys_of(sam_id: SamId) -> SamKeys {
     let mut versions = BTreeMap::new();
     versions.insert(TEST_KV, test_master_keys());
     SamKeys::issue(
         &IssuerKeys { versions },
-        SamId([0x5A, 0, 0, 0, 0, 0, 0, 3]),
+        sam_id,
         Currency::EUR,
         TEST_KV,
         &[TEST_KV],

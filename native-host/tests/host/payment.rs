@@ -32,7 +32,7 @@ fn a_single_purchase_through_the_host() {
     assert_eq!(info["card"]["balance_text"], "100.00 EUR");
     assert_eq!(info["card"]["currency_code"], "EUR");
 
-    let session = host.open_payment(rig.reader, "single", 1250, 1);
+    let session = host.open_payment(rig.reader, 1250);
     let status = host.expect(json!({"type":"status"}), "status");
     assert_eq!(status["session"]["session"], session.as_str());
     assert_eq!(status["pcsc"], "up");
@@ -94,7 +94,8 @@ fn a_single_purchase_through_the_host() {
 fn a_time_cycle_ticks_up_to_its_cap_and_no_further() {
     let rig = Rig::new(SLOT_1, "host-time-cycle", 2, 5_000);
     let mut host = Host::spawn(rig.dir.path(), &[]);
-    let session = host.open_payment(rig.reader, "time_cycle", 200, 3);
+    // One unit per second: with the host's 1 s tolerance unit 2 is due at once.
+    let session = host.open_time_cycle(rig.reader, 200, 2, 1);
     let mut sam = Sam::new(sam_keys());
     let mut journal = MemoryJournal::default();
     let mut s = Surrogate {
@@ -105,7 +106,7 @@ fn a_time_cycle_ticks_up_to_its_cap_and_no_further() {
     let tc = s
         .purchase(
             &mut link,
-            Order::time_cycle(Amount(200), Units(3), 60),
+            Order::time_cycle(Amount(200), Units(2), 1),
             Rnd([2; 16]),
             DateTime(T0),
         )
@@ -118,42 +119,38 @@ fn a_time_cycle_ticks_up_to_its_cap_and_no_further() {
             ..
         }
     ));
-    for k in 2..=3u16 {
+    for k in 2..=2u16 {
         let c = s
-            .tick(
-                &mut link,
-                tc.sam_tx_seq,
-                DateTime(T0 + 60 * u32::from(k - 1)),
-            )
+            .tick(&mut link, tc.sam_tx_seq, DateTime(T0 + u32::from(k - 1)))
             .expect("tick");
         assert!(
-            matches!(c, Completion::Confirmed { units, finished, .. } if units == Units(k) && finished == (k == 3)),
+            matches!(c, Completion::Confirmed { units, finished, .. } if units == Units(k) && finished == (k == 2)),
             "{c:?}"
         );
     }
-    assert_eq!(link.held.len(), 3);
-    assert_eq!(rig.balance(), 5_000 - 600);
+    assert_eq!(link.held.len(), 2);
+    assert_eq!(rig.balance(), 5_000 - 400);
 
-    // A shop that goes on ticking: unit 4 is beyond what the shopper confirmed.
-    let tick4 = CardCommand::Tick(TickCmd {
-        k: Units(4),
+    // A shop that goes on ticking: unit 3 is beyond what the shopper confirmed.
+    let tick3 = CardCommand::Tick(TickCmd {
+        k: Units(3),
         s2k: Mac8([0; 8]),
     })
     .encode();
-    let r = apdu(link.host, &session, &tick4);
+    let r = apdu(link.host, &session, &tick3);
     assert_eq!(r["code"], "cap_exceeded", "{r}");
     assert_eq!(
         r["message"],
         "The shop asked for more than you confirmed. It was blocked and nothing more was charged."
     );
-    assert_eq!(rig.balance(), 5_000 - 600);
+    assert_eq!(rig.balance(), 5_000 - 400);
 }
 
 #[test]
 fn the_guard_blocks_foreign_apdus_and_changed_amounts() {
     let rig = Rig::new(SLOT_0, "host-guard", 3, 10_000);
     let mut host = Host::spawn(rig.dir.path(), &[]);
-    let session = host.open_payment(rig.reader, "single", 1000, 1);
+    let session = host.open_payment(rig.reader, 1000);
 
     // Other applications and other instructions never reach the card.
     for foreign in [
@@ -228,7 +225,7 @@ fn two_sessions_at_once_get_busy() {
     std::fs::create_dir_all(&dir2).unwrap();
     let mut first = Host::spawn(rig.dir.path(), &[]);
     let mut second = Host::spawn(&dir2, &[]);
-    let session = first.open_payment(rig.reader, "single", 100, 1);
+    let session = first.open_payment(rig.reader, 100);
 
     // A double click: the same host asked again, and a second host on the same card.
     first.expect_error(
@@ -237,7 +234,7 @@ fn two_sessions_at_once_get_busy() {
         "busy",
     );
     second.expect_error(
-        json!({"type":"open_session","purpose":"recovery","reader":rig.reader}),
+        json!({"type":"open_session","purpose":"recovery","recovery":{"nt":1},"reader":rig.reader}),
         "busy",
     );
     second.expect_error(json!({"type":"card_info","reader":rig.reader}), "busy");
@@ -247,7 +244,7 @@ fn two_sessions_at_once_get_busy() {
     assert_eq!(c["session"], session.as_str());
     let info = second.expect(json!({"type":"card_info","reader":rig.reader}), "card_info");
     assert_eq!(info["card"]["balance"], 1_000);
-    let other = second.open_recovery(rig.reader);
+    let other = second.open_recovery(rig.reader, 1);
     second.expect(
         json!({"type":"close_session","session":other}),
         "session_closed",
@@ -266,7 +263,7 @@ fn a_card_in_another_currency_is_refused_at_open() {
     assert!(r["detail"].as_str().unwrap().contains("EUR"), "{r}");
     // And an idle session lets go of the card by itself.
     let r = host.request(
-        json!({"type":"open_session","purpose":"recovery","reader":rig.reader,
+        json!({"type":"open_session","purpose":"recovery","recovery":{"nt":1},"reader":rig.reader,
                                 "idle_timeout_ms":300}),
     );
     assert_eq!(r["type"], "session_opened", "{r}");

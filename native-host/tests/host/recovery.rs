@@ -19,7 +19,7 @@ const T0: u32 = 1_795_100_000;
 fn a_card_pulled_mid_payment_is_reported_and_recovered() {
     let rig = Rig::new(SLOT_1, "host-pulled", 6, 10_000);
     let mut host = Host::spawn(rig.dir.path(), &[]);
-    let session = host.open_payment(rig.reader, "single", 700, 1);
+    let session = host.open_payment(rig.reader, 700);
     let mut sam = Sam::new(sam_keys());
     let mut journal = MemoryJournal::default();
     let mut s = Surrogate {
@@ -61,7 +61,8 @@ fn a_card_pulled_mid_payment_is_reported_and_recovered() {
     // Back in the reader: a recovery session moves no money, and proves the debit.
     rig.emu.insert();
     wait_present(&ctx, rig.reader);
-    let rec = host.open_recovery(rig.reader);
+    let nt = s.sam.tx(lost.sam_tx_seq).expect("the lost payment").nt;
+    let rec = host.open_recovery(rig.reader, nt.0);
     let debit = format!("8054000010{}", "00".repeat(16));
     let r = host.request(json!({"type":"apdu","session":rec,"apdu":debit}));
     assert_eq!(r["code"], "command_not_allowed", "{r}");
@@ -95,7 +96,7 @@ impl CardLink for LosingLink<'_> {
 fn an_answer_lost_after_the_host_is_delivered_again() {
     let rig = Rig::new(SLOT_0, "host-held", 7, 2_000);
     let mut host = Host::spawn(rig.dir.path(), &[]);
-    let session = host.open_payment(rig.reader, "single", 450, 1);
+    let session = host.open_payment(rig.reader, 450);
     let mut sam = Sam::new(sam_keys());
     let mut journal = MemoryJournal::default();
     let mut s = Surrogate {

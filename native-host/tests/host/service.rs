@@ -27,7 +27,7 @@ fn without_pcscd_every_card_request_says_so() {
         "no_pcsc_service",
     );
     host.expect_error(
-        json!({"type":"open_session","purpose":"recovery"}),
+        json!({"type":"open_session","purpose":"recovery","recovery":{"nt":1}}),
         "no_pcsc_service",
     );
     assert!(host.wait_exit().success());
@@ -53,14 +53,14 @@ fn readers_and_cards_that_are_not_there() {
         "no_reader",
     );
     host.expect_error(
-        json!({"type":"open_session","purpose":"recovery","reader":ghost}),
+        json!({"type":"open_session","purpose":"recovery","recovery":{"nt":1},"reader":ghost}),
         "no_reader",
     );
     // The locked slot's reader is empty.
     let reader = lock.slot().reader;
     host.expect_error(json!({"type":"card_info","reader":reader}), "no_card");
     host.expect_error(
-        json!({"type":"open_session","purpose":"recovery","reader":reader}),
+        json!({"type":"open_session","purpose":"recovery","recovery":{"nt":1},"reader":reader}),
         "no_card",
     );
     let r = host.expect_error(

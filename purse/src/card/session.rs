@@ -138,15 +138,14 @@ impl Session {
         self.charge(state, debited)
     }
 
-    /// Charges one more unit of `U` (9401 if the balance is short), with S3 and TAC over
-    /// the cumulative `debited` units and total.
+    /// Charges one more unit of `U` (9401 if the balance is short), with TAC and then S3
+    /// (over the TAC, revision 2) over the cumulative `debited` units and total.
     fn charge(&self, state: &CardState, debited: Debited) -> Result<Charge, StatusWord> {
         let p = &self.params;
         let balance_after = state
             .balance
             .checked_sub(p.u)
             .ok_or(StatusWord::INSUFFICIENT_FUNDS)?;
-        let s3 = s3(&self.ks, p.nt, debited.units, debited.total, balance_after);
         let mut record = TxRecord {
             nt: p.nt,
             sam_id: p.sam_id,
@@ -157,20 +156,27 @@ impl Session {
             units: debited.units,
             total: debited.total,
             balance_after,
-            s3,
+            s3: Mac8([0; 8]),
             tac: Mac8([0; 8]),
         };
         let kt = proof_key(&state.k_tac, p.card_id, p.nt);
         record.tac = TacInput::of_record(p.card_id, &record, state.currency).mac(&kt);
-        let tac = record.tac;
+        record.s3 = s3(
+            &self.ks,
+            p.nt,
+            debited.units,
+            debited.total,
+            balance_after,
+            &record.tac,
+        );
         Ok(Charge {
-            record,
-            debited,
             response: DebitResponse {
                 balance_after,
-                s3,
-                tac,
+                s3: record.s3,
+                tac: record.tac,
             },
+            record,
+            debited,
         })
     }
 

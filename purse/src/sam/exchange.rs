@@ -85,7 +85,7 @@ impl Sam {
     }
 
     /// Checks a 9000 DEBIT/TICK answer for unit `k`: S3 over the cumulative values and
-    /// `BalanceAfter = Balance - Total`.
+    /// the TAC (revision 2), and `BalanceAfter = Balance - Total`.
     fn verify_debit(&self, tx: &SamTx, k: Units, data: &[u8]) -> Option<Confirmed> {
         let resp = DebitResponse::parse(data).ok()?;
         let total = tx.order.unit_amount.checked_mul(k)?;
@@ -93,7 +93,7 @@ impl Sam {
             return None;
         }
         let ks = self.tx_session_key(tx)?;
-        if !s3(&ks, tx.nt, k, total, resp.balance_after).verify(&resp.s3) {
+        if !s3(&ks, tx.nt, k, total, resp.balance_after, &resp.tac).verify(&resp.s3) {
             return None;
         }
         Some(Confirmed {

@@ -188,7 +188,16 @@ impl Sam {
             return None;
         }
         let ks = self.tx_session_key(tx)?;
-        if !s3(&ks, rec.nt, rec.units, rec.total, rec.balance_after).verify(&rec.s3) {
+        if !s3(
+            &ks,
+            rec.nt,
+            rec.units,
+            rec.total,
+            rec.balance_after,
+            &rec.tac,
+        )
+        .verify(&rec.s3)
+        {
             return None;
         }
         Some(Confirmed {

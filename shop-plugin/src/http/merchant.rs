@@ -1,189 +1,133 @@
 //! The merchant API (server to server, `Authorization: Bearer <API key>`): create a
-//! payment (with an `Idempotency-Key`), read, list, cancel.
+//! payment (with an `Idempotency-Key`), read, list, cancel. The key is checked before
+//! anything of the request is read (RFC 6750: a 401 with its `WWW-Authenticate`).
 
-use hyper::body::Incoming;
-use hyper::{Method, Request};
-use purse::sam::Order;
-use purse::{Amount, Currency, Mode, Units};
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use hyper::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
+use hyper::{HeaderMap, Uri};
 use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
 
-use super::{json_response, read_json, App, Resp};
-use crate::engine::{sha256_hex, ApiError, NewPayment};
-use crate::payment::Status;
-use crate::store::rows::{self, Idempotent, ListFilter};
+use super::body::JsonBody;
+use super::create::parse_new;
+use super::list::{list, query};
+use super::reply::{challenge, method_not_allowed, MERCHANT_REALM};
+use super::{json_response, App, Resp};
+use crate::engine::{sha256_hex, ApiError};
+use crate::store::rows::{self, Idempotent};
 
-const MAX_TEXT: usize = 1000;
+pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
+    Router::new()
+        .route("/v1/payments", post(create).get(list))
+        .route("/v1/payments/{id}", get(retrieve))
+        .route("/v1/payments/{id}/cancel", post(cancel))
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(super::body::layers())
+        // Around every route and its 405: no key, no further look at the request (its
+        // body's length included).
+        .route_layer(middleware::from_fn_with_state(app, authorize))
+}
 
-fn authorize(app: &App, req: &hyper::http::request::Parts) -> Result<(), ApiError> {
-    let key = req
-        .headers
-        .get(hyper::header::AUTHORIZATION)
+/// The Bearer key of `Authorization`, if the header holds one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         // The auth scheme is case-insensitive (RFC 9110 11.1).
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, key)| key.trim())
-        .ok_or_else(|| {
-            ApiError::new(
-                401,
-                "unauthorized",
-                "send the API key as 'Authorization: Bearer <key>'",
-            )
-        })?;
-    let h = sha256_hex(key.as_bytes());
-    // Compare against every key, in constant time each, so timing tells nothing.
-    let ok = app.api_key_hashes.iter().fold(false, |acc, k| {
-        acc | (k.len() == h.len()
-            && k.bytes().zip(h.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0)
+}
+
+async fn authorize(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let sent = req.headers().contains_key(AUTHORIZATION);
+    let valid = bearer(req.headers()).is_some_and(|key| {
+        let h = sha256_hex(key.as_bytes());
+        // Compared with every key, each in constant time, so timing tells nothing.
+        app.api_key_hashes.iter().fold(0u8, |acc, k| {
+            acc | k.as_bytes().ct_eq(h.as_bytes()).unwrap_u8()
+        }) == 1
     });
-    if ok {
-        Ok(())
+    if valid {
+        return next.run(req).await;
+    }
+    let message = if sent {
+        "the API key is not valid"
     } else {
-        Err(ApiError::new(
-            401,
-            "unauthorized",
-            "the API key is not valid",
-        ))
-    }
-}
-
-pub async fn handle(app: &App, req: Request<Incoming>, rest: &[&str]) -> Result<Resp, ApiError> {
-    let method = req.method().clone();
-    let query = req.uri().query().unwrap_or("").to_string();
-    let (parts, bytes, body) = read_json(req).await?;
-    authorize(app, &parts)?;
-    match (method, rest) {
-        (Method::POST, []) => create(app, &parts, &bytes, &body).await,
-        (Method::GET, []) => list(app, &query).await,
-        (Method::GET, [id]) => {
-            let p = app.engine.load_current(id).await?;
-            Ok(json_response(200, &p.merchant_view()))
-        }
-        (Method::POST, [id, "cancel"]) => {
-            let p = app.engine.cancel(id).await?;
-            Ok(json_response(200, &p.merchant_view()))
-        }
-        (_, [] | [_] | [_, "cancel"]) => Err(ApiError::new(
-            405,
-            "method_not_allowed",
-            "method not allowed on this route",
-        )),
-        _ => Err(ApiError::not_found("route")),
-    }
-}
-
-fn text(body: &Value, field: &str) -> Result<Option<String>, ApiError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.len() <= MAX_TEXT => Ok(Some(s.clone())),
-        Some(Value::String(_)) => Err(ApiError::bad_request(
-            "invalid_request",
-            format!("{field} is longer than {MAX_TEXT} bytes"),
-        )),
-        Some(_) => Err(ApiError::bad_request(
-            "invalid_request",
-            format!("{field} must be a string"),
-        )),
-    }
-}
-
-fn url(body: &Value, field: &str) -> Result<Option<String>, ApiError> {
-    let u = text(body, field)?;
-    if let Some(u) = &u {
-        if !(u.starts_with("https://") || u.starts_with("http://")) {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                format!("{field} must be an http(s) URL"),
-            ));
-        }
-    }
-    Ok(u)
-}
-
-/// A positive integer below 2^32 (amounts are minor units: never floats).
-fn uint(body: &Value, field: &str, max: u64) -> Result<u64, ApiError> {
-    match body.get(field) {
-        Some(Value::Number(n)) => match n.as_u64() {
-            Some(v) if v >= 1 && v <= max => Ok(v),
-            _ => Err(ApiError::bad_request(
-                "invalid_request",
-                format!(
-                    "{field} must be a whole number from 1 to {max} (amounts are in minor units)"
-                ),
-            )),
-        },
-        None => Err(ApiError::bad_request(
-            "invalid_request",
-            format!("{field} is required"),
-        )),
-        Some(_) => Err(ApiError::bad_request(
-            "invalid_request",
-            format!("{field} must be a number"),
-        )),
-    }
-}
-
-/// Parses the create request into the shop's order.
-fn parse_new(body: &Value) -> Result<NewPayment, ApiError> {
-    let currency = match body.get("currency") {
-        Some(Value::String(s)) => Currency::parse(s)
-            .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?,
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .and_then(|n| u16::try_from(n).ok())
-            .and_then(|n| Currency::from_numeric(n).ok())
-            .ok_or_else(|| {
-                ApiError::bad_request("invalid_request", "currency is not an ISO 4217 code")
-            })?,
-        _ => {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                "currency is required (ISO 4217, e.g. \"EUR\")",
-            ))
-        }
+        "send the API key as 'Authorization: Bearer <key>'"
     };
-    let mode = body.get("mode").and_then(Value::as_str).unwrap_or("single");
-    let order = match mode {
-        "single" => Order::single(Amount(uint(body, "amount", u64::from(u32::MAX))? as u32)),
-        "time_cycle" => {
-            let tc = body.get("time_cycle").ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_request",
-                    "time_cycle {unit_amount, period_seconds, max_units} is required",
-                )
-            })?;
-            Order {
-                mode: Mode::TimeCycle,
-                unit_amount: Amount(uint(tc, "unit_amount", u64::from(u32::MAX))? as u32),
-                max_units: Units(uint(tc, "max_units", u64::from(u16::MAX))? as u16),
-                period_secs: uint(tc, "period_seconds", 86_400 * 31)? as u32,
-            }
-        }
-        other => {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                format!("mode '{other}' is not single or time_cycle"),
-            ))
-        }
-    };
-    Ok(NewPayment {
-        currency,
-        order,
-        order_ref: text(body, "order_reference")?,
-        description: text(body, "description")?,
-        return_url: url(body, "return_url")?,
-        notify_url: url(body, "notify_url")?,
-    })
+    let mut r = ApiError::new(401, "unauthorized", message).into_response();
+    r.headers_mut()
+        .insert(WWW_AUTHENTICATE, challenge(MERCHANT_REALM, sent));
+    r
 }
 
-async fn create(
-    app: &App,
-    parts: &hyper::http::request::Parts,
-    bytes: &[u8],
-    body: &Value,
+async fn retrieve(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    uri: Uri,
 ) -> Result<Resp, ApiError> {
-    let key = parts
-        .headers
+    query(&uri, &[])?;
+    let p = app.engine.load_current(&id).await?;
+    Ok(json_response(200, &p.merchant_view()))
+}
+
+async fn cancel(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    uri: Uri,
+    _body: JsonBody,
+) -> Result<Resp, ApiError> {
+    query(&uri, &[])?;
+    let p = app.engine.cancel(&id).await?;
+    Ok(json_response(200, &p.merchant_view()))
+}
+
+/// The parameters of a request in a canonical form: keys sorted at every level, no
+/// whitespace. The same parameters sent with other spacing or key order hash alike.
+fn canonical(v: &Value) -> String {
+    fn write(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(k.clone()).to_string());
+                    out.push(':');
+                    write(&m[k], out);
+                }
+                out.push('}');
+            }
+            Value::Array(a) => {
+                out.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(x, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut s = String::new();
+    write(v, &mut s);
+    s
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let key = headers
         .get("idempotency-key")
         .map(|v| v.to_str().map(str::to_string))
         .transpose()
@@ -194,17 +138,27 @@ async fn create(
             "Idempotency-Key must be 1 to 255 characters",
         ));
     }
-    let Some(key) = key else {
-        let req = parse_new(body)?;
+    Ok(key)
+}
+
+async fn create(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: JsonBody,
+) -> Result<Resp, ApiError> {
+    query(&uri, &[])?;
+    let Some(key) = idempotency_key(&headers)? else {
+        let req = parse_new(&body.value)?;
         let (p, secret) = app.engine.new_payment(req)?;
         app.engine
             .durable(app.engine.store().submit(app.engine.create_ops(&p)))
             .await?;
-        return Ok(json_response(201, &created_body(app, &p, &secret)));
+        return Ok(json_response(201, &created_body(&app, &p, &secret)));
     };
     // One request per key at a time; the first response is kept for every retry.
     let _g = app.engine.lock(&format!("idempotency:{key}")).await;
-    let body_hash = sha256_hex(bytes);
+    let params_hash = sha256_hex(canonical(&body.value).as_bytes());
     let k2 = key.clone();
     let stored = app
         .engine
@@ -213,28 +167,28 @@ async fn create(
         .await
         .map_err(|_| ApiError::unavailable())?;
     if let Some(s) = stored {
-        if s.body_hash != body_hash {
+        // Keys stored before parameters were compared hold the hash of the raw body.
+        let same = s.body_hash == params_hash || s.body_hash == sha256_hex(&body.raw);
+        if !same {
             return Err(ApiError::conflict(
                 "idempotency_key_reused",
-                "this Idempotency-Key was used with a different request body",
+                "this Idempotency-Key was used with other parameters",
             ));
         }
         let v: Value = serde_json::from_str(&s.response).unwrap_or(Value::Null);
         let mut r = json_response(s.status, &v);
-        r.headers_mut().insert(
-            "idempotent-replayed",
-            hyper::header::HeaderValue::from_static("true"),
-        );
+        r.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
         return Ok(r);
     }
-    let req = parse_new(body)?;
+    let req = parse_new(&body.value)?;
     let (p, secret) = app.engine.new_payment(req)?;
-    let response = created_body(app, &p, &secret);
+    let response = created_body(&app, &p, &secret);
     let mut ops = app.engine.create_ops(&p);
     ops.push(rows::put_idempotent(
         key,
         Idempotent {
-            body_hash,
+            body_hash: params_hash,
             status: 201,
             response: response.to_string(),
         },
@@ -250,56 +204,4 @@ fn created_body(app: &App, p: &crate::payment::Payment, secret: &str) -> Value {
     v["client_secret_expires_at"] = json!(p.secret_expires_at);
     v["initialize"] = app.engine.initialize_commands(p).unwrap_or(Value::Null);
     v
-}
-
-fn query_param<'a>(q: &'a str, name: &str) -> Option<&'a str> {
-    q.split('&')
-        .find_map(|kv| kv.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
-}
-
-async fn list(app: &App, q: &str) -> Result<Resp, ApiError> {
-    let int = |name: &str| -> Result<Option<i64>, ApiError> {
-        query_param(q, name)
-            .map(|v| {
-                v.parse::<i64>().map_err(|_| {
-                    ApiError::bad_request("invalid_request", format!("{name} must be an integer"))
-                })
-            })
-            .transpose()
-    };
-    let limit = int("limit")?.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "limit must be from 1 to 100",
-        ));
-    }
-    let status = query_param(q, "status")
-        .map(|s| {
-            Status::parse(s).ok_or_else(|| {
-                ApiError::bad_request("invalid_request", format!("unknown status '{s}'"))
-            })
-        })
-        .transpose()?;
-    let f = ListFilter {
-        status,
-        order_ref: query_param(q, "order_reference").map(str::to_string),
-        created_gte: int("created_gte")?,
-        created_lt: int("created_lt")?,
-        starting_after: query_param(q, "starting_after").map(str::to_string),
-        limit: limit as u32 + 1,
-    };
-    let mut items = app
-        .engine
-        .store()
-        .read(move |c| rows::list_payments(c, &f))
-        .await
-        .map_err(|_| ApiError::unavailable())?;
-    let has_more = items.len() > limit as usize;
-    items.truncate(limit as usize);
-    let data: Vec<Value> = items.iter().map(|p| p.merchant_view()).collect();
-    Ok(json_response(
-        200,
-        &json!({ "object": "list", "data": data, "has_more": has_more }),
-    ))
 }

@@ -1,32 +1,37 @@
-//! The HTTP service (hyper 1, HTTP/1.1): routing, request limits, JSON in and out, and
-//! the error format (`{"error": {"code", "message"}}` with a 4xx/5xx status).
+//! The HTTP service: an axum [`Router`] (on hyper 1, HTTP/1.1) with tower-http layers,
+//! served by [`server`]'s accept loop (connection limit, header/idle and body timeouts).
 //!
 //! Routes: the merchant API ([`merchant`], Bearer API key, server to server) and the
 //! shopper API ([`shopper`], client secret, CORS for the shop's origins), plus
-//! `GET /v1/checkout.js` and `GET /healthz`.
+//! `GET /v1/checkout.js` and `GET /healthz`. Every error is `{"error": {"code",
+//! "message"}}` with a 4xx/5xx status ([`reply`]), also those of the framework (404 of
+//! an unknown path, 405 of a known path with another method, with `Allow`).
 
+mod body;
+mod create;
+mod list;
 mod merchant;
+mod reply;
+pub mod server;
 mod shopper;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::routing::get;
+use axum::Router;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::Full;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::Response;
 use serde_json::Value;
 use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
 
 use crate::engine::{ApiError, Engine};
 
-/// The largest request body accepted (ours are small).
-pub const MAX_BODY: usize = 64 * 1024;
+pub use body::{read_json, MAX_BODY};
+pub use server::Limits;
 
 /// What the handlers share.
 pub struct App {
@@ -43,7 +48,8 @@ pub type Resp = Response<Full<Bytes>>;
 
 pub fn json_response(status: u16, body: &Value) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
-    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *r.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
@@ -53,60 +59,26 @@ pub fn error_response(e: &ApiError) -> Resp {
     json_response(e.status, &e.body())
 }
 
-/// Reads a JSON body of at most [`MAX_BODY`] bytes.
-pub async fn read_json(
-    req: Request<Incoming>,
-) -> Result<(hyper::http::request::Parts, Bytes, Value), ApiError> {
-    let (parts, body) = req.into_parts();
-    let bytes = Limited::new(body, MAX_BODY)
-        .collect()
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                413,
-                "body_too_large",
-                format!("request bodies are limited to {MAX_BODY} bytes"),
-            )
-        })?
-        .to_bytes();
-    let value = if bytes.is_empty() {
-        Value::Object(Default::default())
-    } else {
-        serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
-        })?
-    };
-    if !value.is_object() {
-        return Err(ApiError::bad_request(
-            "invalid_json",
-            "the body must be a JSON object",
-        ));
-    }
-    Ok((parts, bytes, value))
+/// The plugin's API as one axum router.
+pub fn router(app: Arc<App>) -> Router {
+    let service = Router::new()
+        .route(
+            "/healthz",
+            get(|| async { json_response(200, &serde_json::json!({"ok": true})) }),
+        )
+        .route("/v1/checkout.js", get(checkout_js))
+        .method_not_allowed_fallback(reply::method_not_allowed);
+    Router::new()
+        .merge(service)
+        .merge(merchant::routes(app.clone()))
+        .merge(shopper::routes(app.clone()))
+        .fallback(reply::not_found)
+        .layer(axum::middleware::from_fn(reply::json_errors))
+        .layer(TraceLayer::new_for_http())
+        .with_state(app)
 }
 
-/// The path split into segments, without the empty ones.
-fn segments(path: &str) -> Vec<&str> {
-    path.split('/').filter(|s| !s.is_empty()).collect()
-}
-
-pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Resp {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let segs = segments(&path);
-    let r = match segs.as_slice() {
-        ["healthz"] if method == Method::GET => {
-            Ok(json_response(200, &serde_json::json!({"ok": true})))
-        }
-        ["v1", "checkout.js"] if method == Method::GET => Ok(checkout_js(&app)),
-        ["v1", "payments", ..] => merchant::handle(&app, req, &segs[2..]).await,
-        ["v1", "checkout", ..] => shopper::handle(&app, req, &segs[2..]).await,
-        _ => Err(ApiError::not_found("route")),
-    };
-    r.unwrap_or_else(|e| error_response(&e))
-}
-
-fn checkout_js(app: &App) -> Resp {
+async fn checkout_js(axum::extract::State(app): axum::extract::State<Arc<App>>) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from_static(app.checkout_js.as_bytes())));
     r.headers_mut().insert(
         CONTENT_TYPE,
@@ -117,52 +89,36 @@ fn checkout_js(app: &App) -> Resp {
     r
 }
 
-/// Serves the API. Each connection runs on its own task.
+/// Serves the API with the default [`Limits`].
 pub async fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
-    serve_with(listener, move |req| route(app.clone(), req)).await
+    server::serve_router(listener, Limits::default(), router(app)).await
 }
 
-/// Serves `handler` on every connection (HTTP/1.1). The plugin's API is one handler;
-/// the demo shop is another, and the benchmark's trivial ceiling a third.
+/// Serves `handler` on every connection (HTTP/1.1) under the default [`Limits`]: the
+/// demo shop's own routes, and the benchmark's trivial ceiling.
 pub async fn serve_with<H, F>(listener: TcpListener, handler: H) -> std::io::Result<()>
 where
-    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(hyper::Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = Resp> + Send + 'static,
 {
-    loop {
-        // A failed accept (out of file descriptors, a connection reset before it was
-        // accepted) must not end the service: log it, let connections close, go on.
-        let (stream, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!("accepting a connection: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let reply = handler(req);
-                async move { Ok::<_, Infallible>(reply.await) }
-            });
-            if let Err(e) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
-            {
-                tracing::debug!("connection from {peer}: {e}");
-            }
-        });
-    }
+    server::serve_fn(listener, Limits::default(), handler).await
 }
 
 /// Binds and serves in the background; returns the bound address (port 0 picks one).
 pub async fn spawn(app: Arc<App>, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    spawn_with(app, addr, Limits::default()).await
+}
+
+/// [`spawn`] with other limits (tests of slow clients shorten the timeouts).
+pub async fn spawn_with(
+    app: Arc<App>,
+    addr: SocketAddr,
+    limits: Limits,
+) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     tokio::spawn(async move {
-        if let Err(e) = serve(app, listener).await {
+        if let Err(e) = server::serve_router(listener, limits, router(app)).await {
             tracing::error!("the HTTP listener failed: {e}");
         }
     });

@@ -31,10 +31,29 @@ pub async fn recovery(t: &mut T) {
     assert_eq!(code(&r), (409, "recovery_required"));
 
     let tpl = "/v1/checkout/recoveries";
+    // Only the holder of the secret of a payment this card paid may start a recovery:
+    // nobody else learns whether a card has a payment pending here.
+    let (_, other_secret, _) = t.single(100).await;
     for (b, expect) in [
         (json!({"card_id": "12", "kv": 1}), (400, "invalid_request")),
         (
             json!({"card_id": "10000000000000ff", "kv": 1}),
+            (401, "client_secret_required"),
+        ),
+        (
+            json!({"card_id": "10000000000000ff", "kv": 1, "client_secret": "pay_000000000000000000000000_secret_x"}),
+            (401, "invalid_client_secret"),
+        ),
+        (
+            json!({"card_id": "10000000000000ff", "kv": 1, "client_secret": format!("{id}_secret_wrong")}),
+            (401, "invalid_client_secret"),
+        ),
+        (
+            json!({"card_id": "10000000000000ff", "kv": 1, "client_secret": secret}),
+            (404, "nothing_to_recover"),
+        ),
+        (
+            json!({"card_id": card.select().card_id.to_hex(), "kv": 1, "client_secret": other_secret}),
             (404, "nothing_to_recover"),
         ),
     ] {
@@ -54,7 +73,7 @@ pub async fn recovery(t: &mut T) {
     assert_eq!(code(&r), (403, "origin_not_allowed"));
 
     let info = card.select();
-    let start = json!({"card_id": info.card_id.to_hex(), "kv": info.kv.0});
+    let start = json!({"card_id": info.card_id.to_hex(), "kv": info.kv.0, "client_secret": secret});
     let mut reply = t.call_as(AS_PAGE, "POST", tpl, tpl, Some(start)).await.body;
     let rid = reply["id"].as_str().expect("recovery id").to_string();
     let tpl = "/v1/checkout/recoveries/{id}";
@@ -113,14 +132,14 @@ pub async fn recovery(t: &mut T) {
         json!({"client_secret": secret, "response": null}),
     )
     .await;
-    let (s, r) = t.p.recover(&mut card).await;
+    let (s, r) = t.p.recover(&mut card, &secret).await;
     assert_eq!((s, &r["outcomes"][0]["outcome"]), (200, &json!("voided")));
     assert_eq!(t.p.payment(&id).await["failure"]["code"], "not_debited");
 }
 
 pub async fn time_cycle(t: &mut T) {
     let created = t
-        .create(json!({"currency": 978, "mode": "time_cycle", "description": "Parking", "time_cycle": {"unit_amount": 50, "period_seconds": 60, "max_units": 5}}))
+        .create(json!({"currency": "978", "mode": "time_cycle", "description": "Parking", "time_cycle": {"unit_amount": 50, "period_seconds": 60, "max_units": 5}}))
         .await;
     let (id, secret) = (
         created["id"].as_str().expect("id").to_string(),

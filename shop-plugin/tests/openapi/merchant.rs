@@ -115,6 +115,16 @@ pub async fn merchant_api(t: &mut T) {
             AS_MERCHANT,
             "GET",
             "/v1/payments/{id}",
+            &format!("/v1/payments/{id}?expand=all"),
+            None,
+        )
+        .await;
+    assert_eq!(code(&r), (400, "unknown_parameter"));
+    let r = t
+        .call_as(
+            AS_MERCHANT,
+            "GET",
+            "/v1/payments/{id}",
             "/v1/payments/pay_000000000000000000000000",
             None,
         )

@@ -84,7 +84,27 @@ pub async fn shopper_api(t: &mut T) {
             t.c.call(&t.p, "OPTIONS", tpl, &path, None, &[("origin", EVIL)])
                 .await;
         assert_eq!(r.status, 403);
+        // An id the document's pattern refuses: no such resource.
+        if tpl.contains("{id}") {
+            let bad = path.replace("pay_", "pay_x").replace("rec_", "rec_x");
+            let r =
+                t.c.call(&t.p, "OPTIONS", tpl, &bad, None, &[("origin", ORIGIN)])
+                    .await;
+            assert_eq!(r.status, 404, "{bad}");
+        }
     }
+    // A query parameter the operation does not take.
+    let r =
+        t.c.call(
+            &t.p,
+            "GET",
+            "/v1/checkout/payments/{id}",
+            &format!("/v1/checkout/payments/{id}?client_secret={secret}&expand=all"),
+            None,
+            &[("origin", ORIGIN)],
+        )
+        .await;
+    assert_eq!(code(&r), (400, "unknown_parameter"));
 
     // Request 1, and the card refusals that charge nothing.
     let mut card = TestCard::new(41, 10_000);

@@ -119,6 +119,11 @@ impl Plugin {
 
     /// Starts (or restarts) a plugin over the database in `dir`.
     pub async fn start_in(dir: PathBuf) -> Plugin {
+        Plugin::start_in_with(dir, http::Limits::default()).await
+    }
+
+    /// [`Plugin::start_in`] with other connection limits and timeouts.
+    pub async fn start_in_with(dir: PathBuf, limits: http::Limits) -> Plugin {
         let store = Store::open(&dir.join("plugin.db")).expect("store");
         let clock = Arc::new(TestClock(AtomicI64::new(T0)));
         let engine = Engine::open(
@@ -136,7 +141,7 @@ impl Plugin {
             allowed_origins: vec![ORIGIN.to_string()],
             checkout_js: shop_plugin::CHECKOUT_JS,
         });
-        let addr = http::spawn(app.clone(), "127.0.0.1:0".parse().expect("addr"))
+        let addr = http::spawn_with(app.clone(), "127.0.0.1:0".parse().expect("addr"), limits)
             .await
             .expect("bind");
         Plugin {

@@ -64,14 +64,15 @@ impl Http {
         (id, done)
     }
 
-    /// Runs recovery for `card` to its end (the card answers every command). Returns
-    /// the status and body of the last reply (`done: true` on success).
-    pub async fn recover(&self, card: &mut TestCard) -> (u16, Value) {
+    /// Runs recovery for `card` to its end (the card answers every command), with the
+    /// client secret of a payment that card paid. Returns the status and body of the
+    /// last reply (`done: true` on success).
+    pub async fn recover(&self, card: &mut TestCard, secret: &str) -> (u16, Value) {
         let info = card.select();
         let (s, mut reply) = self
             .shopper(
                 "/v1/checkout/recoveries",
-                &json!({"card_id": info.card_id.to_hex(), "kv": info.kv.0}),
+                &json!({"card_id": info.card_id.to_hex(), "kv": info.kv.0, "client_secret": secret}),
             )
             .await;
         if s != 200 {

@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use purse::{Amount, Currency, Mode, Units};
+use purse::{Amount, Currency, Mode, Nt, Units};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::Id;
 use crate::catalogue::{ErrorCode, Failure};
-use crate::guard::{Confirmed, Purpose};
+use crate::guard::{Confirmed, Period, Purpose};
 
 /// The longest APDU the guard looks at: a short APDU is at most 261 bytes.
 pub const MAX_APDU: usize = 261;
@@ -18,7 +18,8 @@ pub const MAX_APDU: usize = 261;
 pub const MAX_WAIT: Duration = Duration::from_secs(600);
 /// How long an idle session holds the card when the extension does not say.
 pub const DEFAULT_IDLE: Duration = Duration::from_secs(120);
-/// The longest idle time a session may ask for (a time-cycle's tick period fits).
+/// The longest idle time a session may ask for. A time-cycle session is held at least
+/// its period and [`crate::guard::IDLE_MARGIN`] whatever it asks ([`idle_limit`]).
 pub const MAX_IDLE: Duration = Duration::from_secs(3600);
 /// The longest string field (reader names, ids).
 const MAX_TEXT: usize = 256;
@@ -117,6 +118,7 @@ enum Wire {
         reader: Option<String>,
         purpose: WirePurpose,
         payment: Option<WirePayment>,
+        recovery: Option<WireRecovery>,
         idle_timeout_ms: Option<u64>,
     },
     Apdu {
@@ -158,6 +160,14 @@ struct WirePayment {
     unit_amount: u32,
     max_units: u16,
     currency: u16,
+    period_seconds: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireRecovery {
+    /// The NT of the payment being recovered (from the card's INITIALIZE answer).
+    nt: u32,
 }
 
 fn invalid(detail: impl Into<String>) -> Failure {
@@ -269,40 +279,19 @@ fn validate(wire: Wire) -> Result<Request, Failure> {
             reader,
             purpose,
             payment,
+            recovery,
             idle_timeout_ms,
         } => {
-            let purpose = match (purpose, payment) {
-                (WirePurpose::Payment, Some(p)) => {
-                    let currency = Currency::from_numeric(p.currency)
-                        .map_err(|e| invalid(format!("payment.currency: {e}")))?;
-                    let c = Confirmed {
-                        mode: match p.mode {
-                            WireMode::Single => Mode::Single,
-                            WireMode::TimeCycle => Mode::TimeCycle,
-                        },
-                        unit_amount: Amount(p.unit_amount),
-                        max_units: Units(p.max_units),
-                        currency,
-                    };
-                    c.validate().map_err(|e| invalid(format!("payment: {e}")))?;
-                    Purpose::Payment(c)
-                }
-                (WirePurpose::Payment, None) => {
-                    return Err(invalid("a payment session needs the confirmed 'payment'"))
-                }
-                (WirePurpose::Recovery, None) => Purpose::Recovery,
-                (WirePurpose::Recovery, Some(_)) => {
-                    return Err(invalid("a recovery session takes no 'payment'"))
-                }
+            let purpose = open_purpose(purpose, payment, recovery)?;
+            let asked = match idle_timeout_ms {
+                Some(ms) if ms > 0 => millis("idle_timeout_ms", ms, MAX_IDLE)?,
+                Some(_) => return Err(invalid("idle_timeout_ms must be positive")),
+                None => DEFAULT_IDLE,
             };
             Request::OpenSession {
                 reader: opt_text("reader", reader)?,
                 purpose,
-                idle_timeout: match idle_timeout_ms {
-                    Some(ms) if ms > 0 => millis("idle_timeout_ms", ms, MAX_IDLE)?,
-                    Some(_) => return Err(invalid("idle_timeout_ms must be positive")),
-                    None => DEFAULT_IDLE,
-                },
+                idle_timeout: idle_limit(purpose, asked),
             }
         }
         Wire::Apdu { session, apdu } => {
@@ -324,6 +313,63 @@ fn validate(wire: Wire) -> Result<Request, Failure> {
             held_id: text("held_id", held_id)?,
         },
     })
+}
+
+/// The purpose of a session from its wire fields: a payment carries exactly what the
+/// shopper confirmed, a recovery the NT it is about; neither takes the other's.
+fn open_purpose(
+    purpose: WirePurpose,
+    payment: Option<WirePayment>,
+    recovery: Option<WireRecovery>,
+) -> Result<Purpose, Failure> {
+    match (purpose, payment, recovery) {
+        (WirePurpose::Payment, Some(p), None) => {
+            let currency = Currency::from_numeric(p.currency)
+                .map_err(|e| invalid(format!("payment.currency: {e}")))?;
+            let period = p
+                .period_seconds
+                .map(Period::from_secs)
+                .transpose()
+                .map_err(|e| invalid(format!("payment: {e}")))?;
+            let c = Confirmed {
+                mode: match p.mode {
+                    WireMode::Single => Mode::Single,
+                    WireMode::TimeCycle => Mode::TimeCycle,
+                },
+                unit_amount: Amount(p.unit_amount),
+                max_units: Units(p.max_units),
+                currency,
+                period,
+            };
+            c.validate().map_err(|e| invalid(format!("payment: {e}")))?;
+            Ok(Purpose::Payment(c))
+        }
+        (WirePurpose::Payment, None, _) => {
+            Err(invalid("a payment session needs the confirmed 'payment'"))
+        }
+        (WirePurpose::Payment, Some(_), Some(_)) => {
+            Err(invalid("a payment session takes no 'recovery'"))
+        }
+        (WirePurpose::Recovery, None, Some(r)) => Ok(Purpose::Recovery { nt: Nt(r.nt) }),
+        (WirePurpose::Recovery, None, None) => Err(invalid(
+            "a recovery session needs 'recovery': the NT of the payment it recovers",
+        )),
+        (WirePurpose::Recovery, Some(_), _) => {
+            Err(invalid("a recovery session takes no 'payment'"))
+        }
+    }
+}
+
+/// How long a session is held without a request: what it asked (or the default), and
+/// for a time-cycle at least its period and [`crate::guard::IDLE_MARGIN`], so the
+/// longest period (an hour) still reaches its next tick.
+pub fn idle_limit(purpose: Purpose, asked: Duration) -> Duration {
+    match purpose {
+        Purpose::Payment(Confirmed {
+            period: Some(p), ..
+        }) => asked.max(p.idle_floor()),
+        _ => asked,
+    }
 }
 
 #[cfg(test)]

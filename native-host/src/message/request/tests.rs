@@ -36,15 +36,25 @@ fn requests_parse_with_their_ids() {
         }
     );
     assert_eq!(
-        ok(r#"{"type":"open_session","purpose":"payment","payment":{"mode":"time_cycle","unit_amount":200,"max_units":4,"currency":978}}"#).1,
+        ok(r#"{"type":"open_session","purpose":"payment","payment":{"mode":"time_cycle","unit_amount":200,"max_units":4,"currency":978,"period_seconds":30}}"#).1,
         Request::OpenSession {
             reader: None,
             purpose: Purpose::Payment(Confirmed {
                 mode: Mode::TimeCycle,
                 unit_amount: Amount(200),
                 max_units: Units(4),
-                currency: Currency::EUR
+                currency: Currency::EUR,
+                period: Period::from_secs(30).ok(),
             }),
+            // At least the period and the margin; the default is longer.
+            idle_timeout: DEFAULT_IDLE
+        }
+    );
+    assert_eq!(
+        ok(r#"{"type":"open_session","purpose":"recovery","recovery":{"nt":4294967295}}"#).1,
+        Request::OpenSession {
+            reader: None,
+            purpose: Purpose::Recovery { nt: Nt(u32::MAX) },
             idle_timeout: DEFAULT_IDLE
         }
     );
@@ -97,6 +107,23 @@ fn bad_input_gets_the_right_code() {
         err(br#"{"type":"open_session","purpose":"recovery","payment":{"mode":"single","unit_amount":5,"max_units":1,"currency":978}}"#),
         ErrorCode::InvalidRequest
     );
+    // A recovery names the NT it is about, and only a recovery does.
+    for bad in [
+        r#"{"type":"open_session","purpose":"recovery"}"#,
+        r#"{"type":"open_session","purpose":"recovery","recovery":{}}"#,
+        r#"{"type":"open_session","purpose":"recovery","recovery":{"nt":-1}}"#,
+        r#"{"type":"open_session","purpose":"recovery","recovery":{"nt":4294967296}}"#,
+        r#"{"type":"open_session","purpose":"recovery","recovery":{"nt":1.5}}"#,
+        r#"{"type":"open_session","purpose":"recovery","recovery":{"nt":1,"sam":2}}"#,
+        r#"{"type":"open_session","purpose":"payment","recovery":{"nt":1},"payment":{"mode":"single","unit_amount":5,"max_units":1,"currency":978}}"#,
+        // A time-cycle has a period of 1 to 3600 s; a single purchase none.
+        r#"{"type":"open_session","purpose":"payment","payment":{"mode":"time_cycle","unit_amount":5,"max_units":2,"currency":978}}"#,
+        r#"{"type":"open_session","purpose":"payment","payment":{"mode":"time_cycle","unit_amount":5,"max_units":2,"currency":978,"period_seconds":0}}"#,
+        r#"{"type":"open_session","purpose":"payment","payment":{"mode":"time_cycle","unit_amount":5,"max_units":2,"currency":978,"period_seconds":3601}}"#,
+        r#"{"type":"open_session","purpose":"payment","payment":{"mode":"single","unit_amount":5,"max_units":1,"currency":978,"period_seconds":60}}"#,
+    ] {
+        assert_eq!(err(bad.as_bytes()), ErrorCode::InvalidRequest, "{bad}");
+    }
     let long = format!(
         r#"{{"type":"apdu","session":"s","apdu":"{}"}}"#,
         "00".repeat(262)
@@ -112,4 +139,42 @@ fn the_id_survives_an_invalid_request() {
     let p = parse(br#"{"type":"apdu","id":7}"#);
     assert_eq!(p.id, Some(Id::Number(7)));
     assert_eq!(p.request.unwrap_err().code, ErrorCode::InvalidRequest);
+}
+
+#[test]
+fn a_time_cycle_session_is_held_at_least_its_period_and_a_margin() {
+    let open = |period: u64, idle: Option<u64>| {
+        let idle = idle
+            .map(|ms| format!(r#","idle_timeout_ms":{ms}"#))
+            .unwrap_or_default();
+        let json = format!(
+            r#"{{"type":"open_session","purpose":"payment","payment":{{"mode":"time_cycle","unit_amount":5,"max_units":2,"currency":978,"period_seconds":{period}}}{idle}}}"#
+        );
+        match ok(&json).1 {
+            Request::OpenSession { idle_timeout, .. } => idle_timeout,
+            other => panic!("{other:?}"),
+        }
+    };
+    // The longest period: an hour and a minute, beyond the hour a request may ask.
+    assert_eq!(open(3600, None), Duration::from_secs(3660));
+    assert_eq!(open(3600, Some(3_600_000)), Duration::from_secs(3660));
+    assert_eq!(open(600, Some(1000)), Duration::from_secs(660));
+    // A longer idle time asked for stays.
+    assert_eq!(open(1, Some(3_600_000)), Duration::from_secs(3600));
+    assert_eq!(open(1, None), DEFAULT_IDLE);
+    // A single purchase gets what it asks.
+    assert_eq!(
+        ok(r#"{"type":"open_session","purpose":"payment","idle_timeout_ms":1000,"payment":{"mode":"single","unit_amount":5,"max_units":1,"currency":978}}"#).1,
+        Request::OpenSession {
+            reader: None,
+            purpose: Purpose::Payment(Confirmed {
+                mode: Mode::Single,
+                unit_amount: Amount(5),
+                max_units: Units(1),
+                currency: Currency::EUR,
+                period: None,
+            }),
+            idle_timeout: Duration::from_secs(1)
+        }
+    );
 }

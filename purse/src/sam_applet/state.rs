@@ -1,0 +1,87 @@
+//! What the SAM card keeps across power cycles (sam-protocol section 1): its keys, the
+//! counters, the two windows, the period totals and the blocked flag, and the
+//! [`SamStore`] every change goes through before the SAM answers.
+
+use thiserror::Error;
+
+use super::window::SeqWindow;
+use crate::crypto::Key;
+use crate::keys::SamKeys;
+use crate::types::{CloseSeq, SamTxSeq, Sum};
+
+/// Begin numbers are reserved in blocks of this many (one write per block).
+pub const BEGIN_BLOCK: u32 = 64;
+
+/// A count and sum of completions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub count: u32,
+    pub sum: Sum,
+}
+
+/// The SAM's persistent state.
+#[derive(Clone, Debug)]
+pub struct SamState {
+    pub keys: SamKeys,
+    /// Drawn inside the SAM at personalisation; seals contexts and makes tags.
+    pub k_ctx: Key,
+    pub next_tx_seq: SamTxSeq,
+    /// Begin numbers below it may have been handed out.
+    pub begin_ceiling: u32,
+    /// Begin numbers already authorized (older ones have expired).
+    pub begins: SeqWindow,
+    /// `SAM_TxSeq`s that are final (counted or voided).
+    pub finals: SeqWindow,
+    pub last_close_seq: CloseSeq,
+    /// Completions counted in the open period `last_close_seq + 1`.
+    pub period: Totals,
+    /// Completions of period `last_close_seq`, frozen by CLOSE BEGIN.
+    pub closed: Totals,
+    /// A rolled-back state was detected: no money command works any more.
+    pub blocked: bool,
+}
+
+impl SamState {
+    /// A freshly personalised SAM: `SAM_TxSeq` starts at 1, no period closed.
+    /// `k_ctx` must come from the SAM's own random source.
+    pub fn personalise(keys: SamKeys, k_ctx: Key) -> SamState {
+        SamState {
+            keys,
+            k_ctx,
+            next_tx_seq: SamTxSeq(1),
+            begin_ceiling: 0,
+            begins: SeqWindow::new(0),
+            finals: SeqWindow::new(1),
+            last_close_seq: CloseSeq(0),
+            period: Totals::default(),
+            closed: Totals::default(),
+            blocked: false,
+        }
+    }
+
+    /// The period completions are counted in now.
+    pub fn open_period(&self) -> CloseSeq {
+        CloseSeq(self.last_close_seq.0.saturating_add(1))
+    }
+}
+
+/// The store refused or failed to keep the new state; the SAM changed nothing.
+#[derive(Debug, Error)]
+#[error("SAM state could not be stored: {0}")]
+pub struct SamStoreError(pub String);
+
+/// Where the SAM's persistent state goes before it answers (the emulator writes a new
+/// file, fsyncs and renames).
+pub trait SamStore {
+    fn persist(&mut self, state: &SamState) -> Result<(), SamStoreError>;
+}
+
+/// A store that keeps nothing beyond the applet's own memory (tests, in-process SAM).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MemorySamStore;
+
+impl SamStore for MemorySamStore {
+    fn persist(&mut self, _state: &SamState) -> Result<(), SamStoreError> {
+        Ok(())
+    }
+}
