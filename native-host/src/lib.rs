@@ -7,7 +7,7 @@
 //!
 //! Sans-IO core: [`frame`] (native-messaging framing), [`message`] (the versioned
 //! protocol), [`catalogue`] (the error codes), [`guard`] (which APDUs pass),
-//! [`session`] (one held card). I/O shell: [`serve`] (stdin/stdout loop), [`readers`]
+//! [`session`] (one held card), [`t0`] (a T=0 card's response chaining). I/O shell: [`serve`] (stdin/stdout loop), [`readers`]
 //! (PC/SC), [`held`] (answers kept until acknowledged), [`manifest`] and [`install`]
 //! (the browsers' host manifests), [`doctor`].
 
@@ -22,3 +22,4 @@ pub mod message;
 pub mod readers;
 pub mod serve;
 pub mod session;
+pub mod t0;

@@ -324,9 +324,15 @@ impl Drop for Connected {
     }
 }
 
+/// One command to the card and its complete answer: a T=0 card's `61xx` and `6Cxx` are
+/// followed ([`crate::t0`]), never relayed.
+pub fn transmit(card: &pcsc::Card, apdu: &[u8]) -> Result<Vec<u8>, Failure> {
+    crate::t0::exchange(apdu, |c| transmit_once(card, c))
+}
+
 /// One APDU exchange. An answer shorter than a status word is a failed exchange (what
 /// pcscd returns when the card left mid-exchange), never a status word.
-pub fn transmit(card: &pcsc::Card, apdu: &[u8]) -> Result<Vec<u8>, Failure> {
+fn transmit_once(card: &pcsc::Card, apdu: &[u8]) -> Result<Vec<u8>, Failure> {
     let mut buf = [0u8; pcsc::MAX_BUFFER_SIZE];
     match card.transmit(apdu, &mut buf) {
         Ok(r) if r.len() < 2 => Err(Failure::new(

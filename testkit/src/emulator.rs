@@ -31,6 +31,17 @@ const PROCESS_TIMEOUT: Duration = Duration::from_secs(10);
 /// The stderr line the emulator prints once its control socket accepts connections.
 const READY: &str = "control socket listening on";
 
+/// What the emulated card is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CardKind {
+    /// A purse card (T=1).
+    Purse,
+    /// A card of another kind: no purse application (SELECT of it answers 6A82).
+    WithoutPurse,
+    /// A purse card that answers as a T=0 card: data after `61xx` and GET RESPONSE.
+    PurseT0,
+}
+
 /// The emulator's answer to `status`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EmulatorStatus {
@@ -138,16 +149,15 @@ impl Emulator {
     /// this process, in the locked slot, inserted or not. Same control socket (next to
     /// the card file) and the same behaviour as the binary, minus its signals.
     pub fn in_process(lock: &SlotLock, card_file: &Path, inserted: bool) -> Emulator {
-        Emulator::in_process_as(lock, card_file, inserted, false)
+        Emulator::in_process_as(lock, card_file, inserted, CardKind::Purse)
     }
 
-    /// [`Emulator::in_process`], as a card of another kind when `without_purse` (no
-    /// purse application: SELECT answers 6A82).
+    /// [`Emulator::in_process`], as a card of the given kind.
     pub fn in_process_as(
         lock: &SlotLock,
         card_file: &Path,
         inserted: bool,
-        without_purse: bool,
+        kind: CardKind,
     ) -> Emulator {
         let control = card_file.with_extension("ctl");
         let store = FileStore::new(card_file);
@@ -164,7 +174,8 @@ impl Emulator {
             port: lock.slot().port,
             inserted,
             verbose: false,
-            without_purse,
+            without_purse: kind == CardKind::WithoutPurse,
+            t0: kind == CardKind::PurseT0,
         };
         let emulator = run::Emulator::new(card, store, opts, req_rx, wake_rx);
         let stopper = emulator.stopper(waker);

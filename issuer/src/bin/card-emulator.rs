@@ -38,6 +38,10 @@ struct Args {
     /// Be a card without the purse application (tests of "unsupported card").
     #[arg(long)]
     without_purse: bool,
+    /// Be a T=0 card: answers with data come as 61xx and need GET RESPONSE; a GET
+    /// RESPONSE with a wrong Le gets 6Cxx.
+    #[arg(long)]
+    t0: bool,
 }
 
 fn main() {
@@ -83,6 +87,7 @@ fn real_main() -> Result<()> {
         inserted: !args.removed,
         verbose: args.verbose,
         without_purse: args.without_purse,
+        t0: args.t0,
     };
     run::Emulator::new(card, store, opts, req_rx, wake_rx).run()
 }

@@ -5,12 +5,13 @@
 //! Modules: [`framing`] (the vpcd wire format, pure), [`vpcd`] (the TCP link and its
 //! latency-critical socket options), [`run`] (the loop), [`control`] (the test control
 //! socket), [`wake`] (waking the loop from threads and signals), [`store`] (the state
-//! file), [`atr`] (the ATR).
+//! file), [`atr`] (the ATR), [`t0`] (answering as a T=0 card, pure).
 
 pub mod atr;
 pub mod control;
 pub mod framing;
 pub mod run;
 pub mod store;
+pub mod t0;
 pub mod vpcd;
 pub mod wake;

@@ -11,10 +11,11 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use purse::card::Card;
 
-use super::atr::ATR;
+use super::atr::{ATR, ATR_T0};
 use super::control::{Command, Request};
 use super::framing::{classify, Control, Message};
 use super::store::FileStore;
+use super::t0::T0;
 use super::vpcd::{Backoff, Link};
 use super::wake::{take_signals, WakeReceiver, Waker};
 
@@ -29,11 +30,16 @@ pub struct Options {
     /// Be a card of another kind: no purse application (SELECT of it answers 6A82,
     /// anything else 6D00). For the "unsupported card" paths of the shopper's side.
     pub without_purse: bool,
+    /// Be a T=0 card: answers with data come as `61xx` and need GET RESPONSE
+    /// ([`super::t0`]); the ATR offers T=0 only.
+    pub t0: bool,
 }
 
 pub struct Emulator {
     card: Card,
     store: FileStore,
+    /// The T=0 transport's waiting data (used when `opts.t0`).
+    t0: T0,
     opts: Options,
     link: Option<Link>,
     inserted: bool,
@@ -78,6 +84,7 @@ impl Emulator {
         Emulator {
             card,
             store,
+            t0: T0::default(),
             inserted: opts.inserted,
             opts,
             link: None,
@@ -208,12 +215,15 @@ impl Emulator {
 
     fn handle(&mut self, frame: &[u8]) {
         match classify(frame) {
-            Message::Control(Control::GetAtr) => self.send(&ATR),
+            Message::Control(Control::GetAtr) => {
+                self.send(if self.opts.t0 { &ATR_T0 } else { &ATR })
+            }
             Message::Control(c @ (Control::PowerOff | Control::PowerOn | Control::Reset)) => {
                 if self.opts.verbose {
                     log!("reader: {c:?}");
                 }
                 self.card.reset();
+                self.t0.reset();
             }
             Message::Control(Control::Unknown(b)) => {
                 log!("ignoring unknown vpcd control byte {b:02X}");
@@ -239,6 +249,9 @@ impl Emulator {
                 [0x6D, 0x00]
             };
             sw.to_vec()
+        } else if self.opts.t0 {
+            let (card, store) = (&mut self.card, &mut self.store);
+            self.t0.exchange(apdu, |a| card.process(a, store))
         } else {
             self.card.process(apdu, &mut self.store)
         };
@@ -320,6 +333,7 @@ impl Emulator {
         }
         // Out of the field: the volatile session is gone.
         self.card.reset();
+        self.t0.reset();
     }
 }
 

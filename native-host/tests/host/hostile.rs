@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use testkit::{SLOT_0, SLOT_1, TEST_KV};
 
 use crate::harness::{Host, HostLink};
-use crate::{sam_keys, sam_keys_of, Rig, SAM_ID};
+use crate::{pay, sam_keys, sam_keys_of, Rig, SAM_ID};
 
 const T0: u32 = 1_795_200_000;
 
@@ -112,33 +112,6 @@ fn ticks_sent_at_once_wait_for_the_confirmed_period() {
     assert_eq!(rig.balance(), 5_000 - 400);
 }
 
-/// One single purchase of `amount` by the SAM `sam` in its own payment session.
-fn pay(host: &mut Host, rig: &Rig, sam: &mut Sam, amount: u32, seed: u8) {
-    let session = host.open_payment(rig.reader, amount);
-    let mut journal = MemoryJournal::default();
-    let mut s = Surrogate {
-        sam,
-        journal: &mut journal,
-    };
-    let mut link = HostLink::new(host, &session);
-    let p = s
-        .purchase(
-            &mut link,
-            Order::single(Amount(amount)),
-            Rnd([seed; 16]),
-            DateTime(T0),
-        )
-        .expect("purchase");
-    assert!(
-        matches!(p.completion, Completion::Confirmed { .. }),
-        "{p:?}"
-    );
-    host.expect(
-        json!({"type":"close_session","session":session}),
-        "session_closed",
-    );
-}
-
 fn status_initialize(sam_id: SamId) -> Vec<u8> {
     CardCommand::Initialize(InitializeCmd {
         mode: Mode::StatusOnly,
@@ -163,9 +136,9 @@ fn a_shop_reads_no_record_but_the_one_its_recovery_is_about() {
     let mut ours = Sam::new(sam_keys());
     let other_id = SamId([0x0B, 0, 0, 0, 0, 0, 0, 9]);
     let mut theirs = Sam::new(sam_keys_of(other_id));
-    pay(&mut host, &rig, &mut ours, 100, 1);
-    pay(&mut host, &rig, &mut theirs, 2_500, 2);
-    pay(&mut host, &rig, &mut ours, 300, 3);
+    pay(&mut host, rig.reader, &mut ours, 100, 1);
+    pay(&mut host, rig.reader, &mut theirs, 2_500, 2);
+    pay(&mut host, rig.reader, &mut ours, 300, 3);
     assert_eq!(rig.emu.status().nt_last, 3);
 
     // A payment session reads no record at all.

@@ -18,7 +18,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use purse::keys::{IssuerKeys, SamKeys};
+use purse::sam::{Completion, Order, Sam};
+use purse::surrogate::{MemoryJournal, Purchase, Surrogate};
 use purse::{Amount, CardId, Currency, SamId};
+use purse::{DateTime, Rnd};
+use serde_json::json;
+
+use crate::harness::{Host, HostLink};
+use testkit::emulator::CardKind;
 use testkit::{
     new_card_state, pcsc_context, test_master_keys, wait_present, write_card_state, Emulator, Slot,
     SlotLock, TestDir, TEST_KV,
@@ -37,15 +44,20 @@ pub struct Rig {
 impl Rig {
     /// A card `…id_last` holding `balance` cents of EUR in `slot`, present in the reader.
     pub fn new(slot: Slot, name: &str, id_last: u8, balance: u32) -> Rig {
-        Rig::with_card(slot, name, id_last, balance, false)
+        Rig::with_card(slot, name, id_last, balance, CardKind::Purse)
     }
 
     /// A card of another kind (no purse application) present in `slot`'s reader.
     pub fn without_purse(slot: Slot, name: &str) -> Rig {
-        Rig::with_card(slot, name, 0xF0, 0, true)
+        Rig::with_card(slot, name, 0xF0, 0, CardKind::WithoutPurse)
     }
 
-    fn with_card(slot: Slot, name: &str, id_last: u8, balance: u32, without_purse: bool) -> Rig {
+    /// [`Rig::new`] with a card that answers as a T=0 card (61xx, GET RESPONSE).
+    pub fn t0(slot: Slot, name: &str, id_last: u8, balance: u32) -> Rig {
+        Rig::with_card(slot, name, id_last, balance, CardKind::PurseT0)
+    }
+
+    fn with_card(slot: Slot, name: &str, id_last: u8, balance: u32, kind: CardKind) -> Rig {
         let lock = SlotLock::acquire(slot);
         let dir = TestDir::new(name);
         let card_file = dir.join("card.json");
@@ -56,7 +68,7 @@ impl Rig {
                 Amount(balance),
             ),
         );
-        let emu = Emulator::in_process_as(&lock, &card_file, true, without_purse);
+        let emu = Emulator::in_process_as(&lock, &card_file, true, kind);
         wait_present(&pcsc_context(), slot.reader);
         Rig {
             emu,
@@ -91,4 +103,34 @@ pub fn sam_keys_of(sam_id: SamId) -> SamKeys {
         &[TEST_KV],
     )
     .expect("SAM keys")
+}
+
+/// One single purchase of `amount` by `sam` in its own payment session on `reader`,
+/// confirmed by the card; the session closed again.
+pub fn pay(host: &mut Host, reader: &str, sam: &mut Sam, amount: u32, seed: u8) -> Purchase {
+    let session = host.open_payment(reader, amount);
+    let mut journal = MemoryJournal::default();
+    let mut s = Surrogate {
+        sam,
+        journal: &mut journal,
+    };
+    let mut link = HostLink::new(host, &session);
+    let p = s
+        .purchase(
+            &mut link,
+            Order::single(Amount(amount)),
+            Rnd([seed; 16]),
+            DateTime(1_795_300_000),
+        )
+        .expect("purchase");
+    assert!(link.errors.is_empty(), "{:?}", link.errors);
+    assert!(
+        matches!(p.completion, Completion::Confirmed { .. }),
+        "{p:?}"
+    );
+    host.expect(
+        json!({"type":"close_session","session":session}),
+        "session_closed",
+    );
+    p
 }

@@ -1,5 +1,5 @@
-//! Payments through the host against the SAM: a single purchase, a time-cycle up to its
-//! cap, and the guard at work: a foreign APDU, an INITIALIZE with a changed amount, a
+//! Payments through the host against the SAM: a single purchase (also with a T=0 card),
+//! a time-cycle up to its cap, and the guard at work: a foreign APDU, an INITIALIZE with a changed amount, a
 //! tick beyond the cap, a DEBIT before any INITIALIZE, two sessions at once.
 
 use purse::commands::{CardCommand, TickCmd};
@@ -10,7 +10,7 @@ use serde_json::json;
 use testkit::{SLOT_0, SLOT_1};
 
 use crate::harness::{Host, HostLink};
-use crate::{sam_keys, Rig};
+use crate::{pay, sam_keys, Rig};
 
 const T0: u32 = 1_795_000_000;
 
@@ -271,4 +271,29 @@ fn a_card_in_another_currency_is_refused_at_open() {
     assert_eq!(closed["type"], "session_closed", "{closed}");
     assert_eq!(closed["reason"], "timeout");
     assert!(closed.get("id").is_none(), "an event has no id");
+}
+
+#[test]
+fn a_t0_card_pays_through_get_response() {
+    // Every answer with data comes as 61xx: the host fetches it with GET RESPONSE.
+    let rig = Rig::t0(SLOT_1, "host-t0", 0x30, 3_000);
+    let mut host = Host::spawn(rig.dir.path(), &[]);
+    let info = host.expect(json!({"type":"card_info","reader":rig.reader}), "card_info");
+    assert_eq!(info["card"]["balance"], 3_000, "{info}");
+    let p = pay(&mut host, rig.reader, &mut Sam::new(sam_keys()), 1250, 0x30);
+    // The DEBIT's answer arrived whole (never a bare 61xx: "nothing debited").
+    assert_eq!(
+        p.completion,
+        Completion::Confirmed {
+            units: Units(1),
+            total: Amount(1250),
+            balance_after: Amount(1750),
+            finished: true
+        }
+    );
+    let held = host.expect(json!({"type":"held"}), "held");
+    let response = held["responses"][0]["response"].as_str().expect("held");
+    assert_eq!(response.len(), 2 * (20 + 2), "{held}");
+    assert!(response.ends_with("9000"), "{held}");
+    assert_eq!(rig.balance(), 1750);
 }
