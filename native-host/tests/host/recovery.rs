@@ -155,8 +155,17 @@ fn an_answer_lost_after_the_host_is_delivered_again() {
         }
     );
     assert_eq!(host.expect(json!({"type":"status"}), "status")["held"], 1);
+    // An id the host never held (or already forgot) is harmless: nothing else goes.
+    let unknown = host.expect(json!({"type":"ack","held_id":"0000000000000000"}), "acked");
+    assert_eq!(unknown["removed"], false);
+    let file = rig.dir.join("held.json");
+    assert!(std::fs::read_to_string(&file).unwrap().contains(&held_id));
     let acked = host.expect(json!({"type":"ack","held_id":held_id}), "acked");
     assert_eq!(acked["removed"], true);
+    // Acknowledged means gone from the file, not only from the list.
+    let kept = std::fs::read_to_string(&file).unwrap();
+    assert!(!kept.contains(&held_id), "{kept}");
+    assert!(!kept.contains(r["response"].as_str().unwrap()), "{kept}");
     let again = host.expect(json!({"type":"ack","held_id":held_id}), "acked");
     assert_eq!(again["removed"], false);
     assert_eq!(
