@@ -18,7 +18,7 @@ from django.template.loader import get_template
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from pretix.base.forms import SecretKeySettingsField
-from pretix.base.models import Event, OrderPayment, OrderRefund
+from pretix.base.models import OrderPayment, OrderRefund
 from pretix.base.payment import BasePaymentProvider, PaymentException
 from pretix.multidomain.urlreverse import eventreverse_absolute
 
@@ -69,9 +69,6 @@ class PursePayment(BasePaymentProvider):
     public_name = _("Purse card")
     abort_pending_allowed = False
     execute_payment_needs_user = True
-
-    def __init__(self, event: Event):
-        super().__init__(event)
 
     # -- settings ------------------------------------------------------------------------
 
