@@ -55,6 +55,7 @@ before(async () => {
 after(async () => {
   await B?.close().catch(() => {});
   await S?.host.close().catch(() => {});
+  await S?.proxy.close().catch(() => {});
   await stopAll();
   say(`logs in ${S?.dir}; screenshots in ${ARTIFACTS}`);
 });

@@ -113,8 +113,17 @@ export async function openSession(S, { artifacts }) {
       return r.events.map((e) => e.cause);
     },
 
-    async cardBalance() {
-      return (await S.host.card()).balance;
+    /** The card's balance; while the extension's host still holds the card (busy), asked again until it lets go. */
+    async cardBalance(timeoutMs = 10000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        try {
+          return (await S.host.card()).balance;
+        } catch (e) {
+          if (e.code !== 'busy' || Date.now() > deadline) throw e;
+          await S.host.waitCard(true, 200).catch(() => {}); // a short wait on the reader, not a sleep
+        }
+      }
     },
 
     async text(w, id) {
