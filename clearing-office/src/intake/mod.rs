@@ -95,8 +95,10 @@ impl Intake {
         for p in registration_problems(sam, &head) {
             problems.push(p);
         }
+        let started = std::time::Instant::now();
         let mut txn = self.db.begin().await?;
         let batch_id = batches::insert_batch(&mut txn, &row).await?;
+        let mut db_time = std::time::Duration::ZERO;
 
         let (tx_chunks, mut rx) = mpsc::channel::<verify::Chunk>(2);
         let keys = self.keys.clone();
@@ -117,7 +119,9 @@ impl Intake {
             if chunk.records.is_empty() {
                 continue;
             }
+            let t = std::time::Instant::now();
             let step = records_step(&mut txn, batch_id, sam, &chunk, problems.is_empty()).await;
+            db_time += t.elapsed();
             match step {
                 Ok(found) => {
                     for (p, claim) in found {
@@ -169,13 +173,25 @@ impl Intake {
                 fee: 0,
                 net: d.gross,
             });
+            let t = std::time::Instant::now();
             batches::note_unresolved(&mut txn, batch_id, h.sam_id, &head.unresolved).await?;
             clones::check_balances(&mut txn, batch_id).await?;
+            let balances = t.elapsed();
             let json = serde_json::to_string(&d).context("encoding the decision")?;
             batches::set_response(&mut txn, batch_id, &row, &json).await?;
             txn.commit()
                 .await
                 .context("committing the accepted batch")?;
+            tracing::info!(
+                "SAM {} close_seq {}: accepted {} records in {:.3?} (inserts {:.3?}, shadow balances {:.3?}, commit {:.3?})",
+                h.sam_id,
+                h.close_seq,
+                row.tx_count,
+                started.elapsed(),
+                db_time,
+                balances,
+                t.elapsed() - balances
+            );
             return Ok(d);
         }
         // Rejected: nothing of the records stays; the decision is recorded on its own.

@@ -168,6 +168,10 @@ impl Office {
         self.url = url;
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -272,7 +276,13 @@ fn spawn(config: &Path) -> (Child, String) {
         }
     };
     // Keep draining stderr so the office never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if std::env::var_os("CLEARING_TEST_LOG").is_some() {
+                eprintln!("office: {line}");
+            }
+        }
+    });
     (child, format!("http://{addr}"))
 }
 
