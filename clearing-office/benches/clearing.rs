@@ -127,7 +127,7 @@ fn issuer_clear(bin: &Path, keys: &Path, state: &Path, batch: &Path) -> (f64, f6
 fn baseline(dir: &Path, n: usize) {
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/purse-issuer");
     if !bin.exists() || !Path::new("/usr/bin/time").exists() {
-        println!("baseline skipped: build it with `cargo build --release -p issuer` (and install `time`)");
+        println!("baseline skipped: build it with `cargo build --release -p purse-issuer` (and install `time`)");
         return;
     }
     let keys = dir.join("issuer-keys.json");
