@@ -1,7 +1,7 @@
-//! The issuer / clearing-office side and the card emulator: the parts of the system that
-//! stand in for the card issuer and for a physical card on this machine.
+//! The issuer / clearing-office side: the parts of the system that stand in for the card
+//! issuer (keys, card and SAM personalisation, clearing) on this machine. The emulated
+//! cards themselves live in the `card-emulators` crate.
 
-pub mod emulator;
 /// Key, card and batch files (one implementation for every binary).
 pub use secure_files as files;
 pub mod office;

@@ -1,7 +1,8 @@
 //! The purse end to end on the real PC/SC stack: pcscd, vsmartcard's vpcd, the card
-//! emulator, the `pcsc` crate, and the SAM of `purse`. A single purchase, a time-cycle
-//! up to its cap, a lost DEBIT answer recovered, an undelivered DEBIT voided, the close
-//! of the period, and the issuer tool accepting the batch and rejecting a tampered copy.
+//! emulator (in this process, from `card-emulators`), the `pcsc` crate, and the SAM of
+//! `purse`. A single purchase, a time-cycle up to its cap, a lost DEBIT answer recovered,
+//! an undelivered DEBIT voided, the close of the period, and the issuer tool accepting
+//! the batch and rejecting a tampered copy.
 //! The `pcsc-pay` demo (the README's main job) is run the same way.
 
 use std::collections::BTreeMap;
@@ -19,9 +20,6 @@ use testkit::{
     new_card_state, read_card_state, test_master_keys, write_card_state, Emulator, SlotLock,
     TestDir, SLOT_1, TEST_KV,
 };
-
-/// The binary under test (these tests exercise the process, signals included).
-const CARD_EMULATOR: &str = env!("CARGO_BIN_EXE_card-emulator");
 
 const T0: u32 = 1_795_000_000;
 const WAIT: Duration = Duration::from_secs(10);
@@ -75,7 +73,7 @@ fn purchases_recovery_settlement_and_clearing_through_pcscd() {
         &card_file,
         &new_card_state(CardId([0x10, 0, 0, 0, 0, 0, 0, 7]), Amount(10_000)),
     );
-    let emu = Emulator::spawn(CARD_EMULATOR, &lock, &card_file);
+    let emu = Emulator::in_process(&lock, &card_file, true);
     let mut sam = Sam::new(sam_keys());
     let mut journal = MemoryJournal::default();
     let mut link = connect(reader);
@@ -261,7 +259,7 @@ fn the_demo_pays_recovers_and_settles() {
         &card_file,
         &new_card_state(CardId([0x10, 0, 0, 0, 0, 0, 0, 8]), Amount(10_000)),
     );
-    let emu = Emulator::spawn(CARD_EMULATOR, &lock, &card_file);
+    let emu = Emulator::in_process(&lock, &card_file, true);
     let sam = dir.join("sam.json");
     write_atomic(&sam, sam_keys().to_json().expect("json").as_bytes(), 0o600).expect("sam keys");
     let batch = dir.join("batch.json");

@@ -1,5 +1,5 @@
 //! The card emulator for a test: the `card-emulator` binary as a child process, or the
-//! same loop from the `purse_issuer::emulator` library in a thread of the test process
+//! same loop from the `card_emulators` library in a thread of the test process
 //! (for crates that cannot name the binary). Either way it sits in a locked vpcd slot
 //! with a control socket, is driven through that socket, and is stopped on drop.
 
@@ -13,13 +13,13 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use card_emulators::control::{self, SocketFile};
+use card_emulators::run::{self, Stopper};
+use card_emulators::store::FileStore;
+use card_emulators::wake;
 use pcsc::{Context, ReaderState, Scope, State};
 use purse::card::Card;
 use purse::Rnd;
-use purse_issuer::emulator::control::{self, SocketFile};
-use purse_issuer::emulator::run::{self, Stopper};
-use purse_issuer::emulator::store::FileStore;
-use purse_issuer::emulator::wake;
 use rand::RngCore;
 
 use super::{SlotLock, CARD_EVENT_TIMEOUT};
@@ -145,7 +145,7 @@ impl Emulator {
         }
     }
 
-    /// Runs the emulator loop of the `purse_issuer::emulator` library in a thread of
+    /// Runs the emulator loop of the `card_emulators` library in a thread of
     /// this process, in the locked slot, inserted or not. Same control socket (next to
     /// the card file) and the same behaviour as the binary, minus its signals.
     pub fn in_process(lock: &SlotLock, card_file: &Path, inserted: bool) -> Emulator {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use purse::card::CardState;
 use purse::keys::MasterKeys;
 use purse::{Amount, CardId, Currency, Key, KeyVersion};
-use purse_issuer::files::{read_private, write_atomic, FileLock};
+use secure_files::{read_private, write_atomic, FileLock};
 
 pub use emulator::{Emulator, EmulatorStatus};
 pub use reader::{

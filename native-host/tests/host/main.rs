@@ -1,6 +1,6 @@
 //! The native host end to end: the built binary spawned as a browser spawns it, on the
 //! real PC/SC stack (pcscd, vsmartcard's vpcd, the card emulator running in-process from
-//! `purse_issuer::emulator`), driven by the SAM of `purse` through the host's protocol.
+//! `card_emulators`), driven by the SAM of `purse` through the host's protocol.
 //! Every message sent and received is checked against the JSON Schema.
 //!
 //! Needs a running pcscd with the vpcd driver (scripts/test-all starts one): without it

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 
 use anyhow::{Context, Result};
+use card_emulators::{control, run, store::FileStore, wake};
 use clap::Parser;
 use purse::card::Card;
 use purse::Rnd;
-use purse_issuer::emulator::{control, run, store::FileStore, wake};
 use rand::RngCore;
 
 /// A purse card for vsmartcard's vpcd: connects to pcscd's vpcd driver as the card.

@@ -7,9 +7,9 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+use card_emulators::atr::ATR;
 use purse::commands::{CardCommand, SelectInfo};
 use purse::{Amount, CardId};
-use purse_issuer::emulator::atr::ATR;
 use testkit::*;
 
 /// The binary under test (these tests exercise the process, signals included).

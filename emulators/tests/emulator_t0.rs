@@ -6,9 +6,9 @@
 //!
 //! Needs a running pcscd with the vpcd driver (scripts/test-all starts one).
 
+use card_emulators::atr::ATR_T0;
 use purse::commands::{CardCommand, SelectInfo};
 use purse::{Amount, CardId};
-use purse_issuer::emulator::atr::ATR_T0;
 use testkit::*;
 
 const CARD_EMULATOR: &str = env!("CARGO_BIN_EXE_card-emulator");

@@ -1,6 +1,8 @@
-//! The card emulator behind vsmartcard's vpcd: the purse applet ([`purse::card::Card`])
-//! as a virtual card in pcscd's "Virtual PCD" readers, its state in a file, and a control
-//! socket that lets tests insert, remove and pull the card at chosen moments.
+//! The chip cards of the system as virtual cards behind vsmartcard's vpcd: the purse card
+//! (the applet [`purse::card::Card`], binary `card-emulator`) and, sharing the same
+//! plumbing, the SAM card (binary `sam-emulator`). Each sits in one of pcscd's "Virtual
+//! PCD" readers, keeps its state in a 0600 file written before it answers, and has a
+//! control socket that lets tests insert, remove and pull the card at chosen moments.
 //!
 //! Modules: [`framing`] (the vpcd wire format, pure), [`vpcd`] (the TCP link and its
 //! latency-critical socket options), [`run`] (the loop), [`control`] (the test control

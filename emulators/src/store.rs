@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use purse::card::{CardState, CardStore, StoreError};
 use zeroize::Zeroizing;
 
-use crate::files::{read_private, write_atomic};
+use secure_files::{read_private, write_atomic};
 
 /// A [`CardStore`] backed by one state file.
 #[derive(Debug, Clone)]

@@ -10,12 +10,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::Instant;
 
+use card_emulators::atr::ATR;
 use purse::commands::{
     CardCommand, DebitCmd, DebitResponse, InitializeCmd, InitializeResponse, SelectInfo, TxRecord,
 };
 use purse::macs::{self, SessionParams};
 use purse::{Amount, CardId, DateTime, Mode, Nt, Rnd, SamId, SamTxSeq, Units, APP_VERSION};
-use purse_issuer::emulator::atr::ATR;
 use testkit::*;
 
 /// The binary under test (these tests exercise the process, signals included).
