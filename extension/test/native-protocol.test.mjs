@@ -10,7 +10,7 @@ const schema = readRepoJson('schema', 'native-messaging.schema.json');
 const terms = { mode: 'time_cycle', unitAmount: 200, maxUnits: 4, currency: 'EUR', periodSeconds: 60 };
 
 const ALL = [
-  request.hello('purse-extension 0.1.0'), request.status(), request.cardInfo(), request.waitCard(true, 1000),
+  request.hello('purse-extension 0.1.0'), request.status(), request.cardInfo(), request.cardHistory(), request.waitCard(true, 1000),
   request.openPayment(terms, 120000), request.openPayment({ ...terms, mode: 'single', maxUnits: 1, periodSeconds: null }), request.openRecovery(7),
   request.apdu('s1', '00a4040007f045505552534500'), request.close('s1'), request.cancel(), request.held(), request.ack('h1'),
 ].map((r, i) => ({ ...r, id: i + 1 }));

@@ -56,8 +56,8 @@ test('the result: charged, new balance, error sentences', () => {
 
 test('history rows of the card records', () => {
   const rows = historyRows([
-    { nt: 2, samId: '5a00000000000001', dateTime: 1795000100, mode: 2, unitAmount: 200, units: 3, total: 600, balanceAfter: 8150 },
-    { nt: 1, samId: '5a00000000000001', dateTime: 1795000000, mode: 1, unitAmount: 1250, units: 1, total: 1250, balanceAfter: 8750 },
+    { nt: 2, samId: '5a00000000000001', dateTime: 1795000100, mode: 'time_cycle', unitAmount: 200, units: 3, total: 600, balanceAfter: 8150 },
+    { nt: 1, samId: '5a00000000000001', dateTime: 1795000000, mode: 'single', unitAmount: 1250, units: 1, total: 1250, balanceAfter: 8750 },
   ], 'EUR');
   assert.equal(rows[0].amount, '6.00 EUR (3 × 2.00 EUR)');
   assert.equal(rows[1].amount, '12.50 EUR');

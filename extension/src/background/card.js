@@ -1,21 +1,33 @@
 // The shopper's card through the native host, outside a payment: is a card there (and
-// what it holds), wait for one, and read its recent transactions (GET TRANSACTION PROOF
-// in a session that moves no money) for the popup's history.
+// what it holds), wait for one, and its recent transactions for the popup's history
+// (`card_history`: the host reads them itself; no session, no APDU of ours).
 
 import { request } from '../lib/native-protocol.js';
-import { parseRecord, proofCommand, statusWord } from '../lib/apdu.js';
 import { HostError } from './host.js';
 
-/**
- * The card view in the reader, or null when there is no card. A card that left while
- * it was read (the reader service has not noticed yet) is waited out, so the caller
- * sees null rather than an error. Other errors throw.
- */
+/** The card view in the reader, or null when there is no card (see `withCard`). */
 export async function readCard(host) {
+  return withCard(host, request.cardInfo(), (r) => cardOf(r.card));
+}
+
+/**
+ * The card and its recent transactions, newest first ({card, records}), or null when
+ * there is no card.
+ */
+export async function readHistory(host) {
+  return withCard(host, request.cardHistory(), (r) => ({ card: cardOf(r.card), records: r.records.map(recordOf) }));
+}
+
+/**
+ * Asks the host `req` about the card in the reader and gives its reply to `then`; null
+ * when there is no card. A card that left while it was read (the reader service has not
+ * noticed yet) is waited out, so the caller sees null rather than an error. Other
+ * errors throw.
+ */
+async function withCard(host, req, then) {
   for (let attempt = 0; ; attempt++) {
     try {
-      const r = await host.call(request.cardInfo(), 10000);
-      return cardOf(r.card);
+      return then(await host.call(req, 10000));
     } catch (e) {
       if (e instanceof HostError && e.code === 'no_card') return null;
       if (!(e instanceof HostError && e.code === 'card_removed') || attempt >= 8) throw e;
@@ -49,20 +61,17 @@ export async function waitCard(host, present, timeoutMs) {
   }
 }
 
-/** The card's recent transactions, newest first (at most `max`): the popup's history. */
-export async function readHistory(host, max = 16) {
-  const opened = await host.call(request.openRecovery(), 10000);
-  const card = cardOf(opened.card);
-  const records = [];
-  try {
-    for (let nt = card.ntLast; nt >= 1 && records.length < max && nt > card.ntLast - 16; nt--) {
-      const r = await host.call(request.apdu(opened.session, proofCommand(nt)), 10000);
-      const rec = parseRecord(r.response);
-      if (rec) records.push(rec);
-      else if (statusWord(r.response) !== '6a83') break;
-    }
-  } finally {
-    await host.call(request.close(opened.session), 5000).catch(() => {});
-  }
-  return { card, records };
+/** One of the host's history records in the extension's words (lib/history.js). */
+export function recordOf(r) {
+  return {
+    nt: r.nt,
+    samId: r.sam_id,
+    samTxSeq: r.sam_tx_seq,
+    dateTime: r.datetime,
+    mode: r.mode,
+    unitAmount: r.unit_amount,
+    units: r.units,
+    total: r.total,
+    balanceAfter: r.balance_after,
+  };
 }

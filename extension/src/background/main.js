@@ -8,7 +8,7 @@ import { ConfirmWindows } from './confirm-window.js';
 import { deliverHeld, deliverPending } from './deliveries.js';
 import { PaymentFlow } from './flow.js';
 import { HostPort } from './host.js';
-import { readCard, readHistory } from './card.js';
+import { readHistory } from './card.js';
 import { describe } from '../lib/errors.js';
 import { senderOrigin } from '../lib/origin.js';
 import { parsePageMessage, reply } from '../lib/page-protocol.js';
@@ -146,9 +146,8 @@ async function popupStatus() {
     out.host.pcsc = st.pcsc;
     out.host.readers = st.readers;
     if (current) return out; // the card is busy with a payment: no history now
-    const card = await readCard(host);
-    if (card) {
-      const h2 = await readHistory(host);
+    const h2 = await readHistory(host);
+    if (h2) {
       out.card = h2.card;
       out.history = h2.records;
     }

@@ -1,7 +1,7 @@
 // Purse APDUs as the extension reads them (hex text in, plain numbers out): the fields
-// of an INITIALIZE command (to check it against what the shopper confirmed), the
-// transaction records (the card's history) and status words; SELECT is the native
-// host's. Nothing here decides about money: the SAM and the host's amount guard do;
+// of an INITIALIZE command (to check it against what the shopper confirmed), the NT a
+// recovery's proof asks for, and status words; SELECT and the card's history are the
+// native host's. Nothing here decides about money: the SAM and the host's amount guard do;
 // this is for display and for refusing early.
 
 export const MODE = Object.freeze({ STATUS: 0, SINGLE: 1, TIME_CYCLE: 2 });
@@ -76,24 +76,6 @@ export function proofNt(commandHex) {
   const n = normalHex(commandHex);
   if (n === null || (n.length !== 18 && n.length !== 20) || !n.startsWith('805a000004')) return null;
   return parseInt(n.slice(10, 18), 16);
-}
-
-/** A GET TRANSACTION PROOF answer: the 51-byte record R(NT), or null. */
-export function parseRecord(responseHex) {
-  const n = normalHex(responseHex);
-  if (n === null || n.length !== 106 || statusWord(n) !== '9000') return null;
-  const b = bytes(n);
-  return {
-    nt: u(b, 0, 4),
-    samId: hexOf(b.subarray(4, 12)),
-    samTxSeq: u(b, 12, 4),
-    dateTime: u(b, 16, 4),
-    mode: b[20],
-    unitAmount: u(b, 21, 4),
-    units: u(b, 25, 2),
-    total: u(b, 27, 4),
-    balanceAfter: u(b, 31, 4),
-  };
 }
 
 /** The GET TRANSACTION PROOF command for `nt`. */

@@ -8,7 +8,7 @@ export function historyRows(records, currency) {
     nt: r.nt,
     date: new Date(r.dateTime * 1000).toISOString().slice(0, 16).replace('T', ' '),
     shop: r.samId,
-    amount: r.mode === 2 ? `${formatAmount(r.total, currency)} (${r.units} × ${formatAmount(r.unitAmount, currency)})` : formatAmount(r.total, currency),
+    amount: r.mode === 'time_cycle' ? `${formatAmount(r.total, currency)} (${r.units} × ${formatAmount(r.unitAmount, currency)})` : formatAmount(r.total, currency),
     balance: formatAmount(r.balanceAfter, currency),
   }));
 }

@@ -6,6 +6,7 @@
 //   hello {protocol, client}              -> hello {protocol, supported, host, version}
 //   status                                -> status {pcsc, readers, session, held}
 //   card_info {reader?}                   -> card_info {reader, card}
+//   card_history {reader?}                -> card_history {reader, card, records}
 //   wait_card {present, timeout_ms}       -> card_event {reader, present}
 //   open_session {purpose, payment?, recovery?, idle_timeout_ms?}
 //                                         -> session_opened {session, purpose, reader, card}
@@ -27,6 +28,7 @@ const EXPECTED = {
   hello: 'hello',
   status: 'status',
   card_info: 'card_info',
+  card_history: 'card_history',
   wait_card: 'card_event',
   open_session: 'session_opened',
   apdu: 'apdu',
@@ -40,6 +42,11 @@ export const request = {
   hello: (client) => ({ type: 'hello', protocol: PROTOCOL, client }),
   status: () => ({ type: 'status' }),
   cardInfo: () => ({ type: 'card_info' }),
+  /**
+   * The card's own recent records, read by the host itself (it chooses every command:
+   * no APDU of ours, nor a shop's, reaches the card this way): the popup's history.
+   */
+  cardHistory: () => ({ type: 'card_history' }),
   waitCard: (present, timeoutMs) => ({ type: 'wait_card', present, timeout_ms: timeoutMs }),
   /** A payment session for exactly the terms the shopper confirmed (the host's amount guard). */
   openPayment: (terms, idleTimeoutMs) => ({
@@ -61,7 +68,7 @@ export const request = {
    * the payment's INITIALIZE answer, never the shop's word): the host relays the
    * status-only INITIALIZE and GET TRANSACTION PROOF of that NT only.
    */
-  openRecovery: (nt) => ({ type: 'open_session', purpose: 'recovery', ...(nt === undefined ? {} : { recovery: { nt } }) }),
+  openRecovery: (nt) => ({ type: 'open_session', purpose: 'recovery', recovery: { nt } }),
   apdu: (session, apdu) => ({ type: 'apdu', session, apdu }),
   close: (session) => ({ type: 'close_session', session }),
   cancel: () => ({ type: 'cancel' }),

@@ -2,6 +2,8 @@
 //! (a session that ended by itself) carry none. [`Outbound::to_json`] gives the body of
 //! one frame.
 
+use purse::commands::TxRecord;
+use purse::Mode;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -22,6 +24,45 @@ pub struct SessionView {
     pub session: String,
     pub purpose: &'static str,
     pub reader: String,
+}
+
+/// One of the card's transaction records `R(NT)`, for the shopper's history (the MACs
+/// left out: they prove it to the shop's SAM, not to the shopper).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HistoryRecord {
+    pub nt: u32,
+    pub sam_id: String,
+    pub sam_tx_seq: u32,
+    /// Unix seconds, from the shop's SAM.
+    pub datetime: u32,
+    pub mode: &'static str,
+    pub unit_amount: u32,
+    pub units: u16,
+    pub total: u32,
+    pub balance_after: u32,
+}
+
+impl HistoryRecord {
+    /// The record as the shopper sees it; `None` for a mode no purchase has (a card that
+    /// does not conform).
+    pub fn of(r: &TxRecord) -> Option<HistoryRecord> {
+        let mode = match Mode::from_p1(r.mode)? {
+            Mode::Single => "single",
+            Mode::TimeCycle => "time_cycle",
+            Mode::StatusOnly => return None,
+        };
+        Some(HistoryRecord {
+            nt: r.nt.0,
+            sam_id: r.sam_id.to_hex(),
+            sam_tx_seq: r.sam_tx_seq.0,
+            datetime: r.datetime.0,
+            mode,
+            unit_amount: r.u.0,
+            units: r.units.0,
+            total: r.total.0,
+            balance_after: r.balance_after.0,
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -62,6 +103,12 @@ pub enum Reply {
     CardInfo {
         reader: String,
         card: CardView,
+    },
+    CardHistory {
+        reader: String,
+        card: CardView,
+        /// Newest first.
+        records: Vec<HistoryRecord>,
     },
     CardEvent {
         reader: String,

@@ -1,8 +1,10 @@
 //! The I/O shell that drives the pure core: stdin frames in (through the [`input`]
 //! thread), replies out on stdout (the framing channel: nothing else is ever written
 //! there), PC/SC through [`crate::readers`]. One request at a time; while a session
-//! holds a card, [`session`] runs the loop.
+//! holds a card, [`session`] runs the loop; [`history`] reads the shopper's own card
+//! for the extension's popup.
 
+mod history;
 mod input;
 mod session;
 
@@ -208,6 +210,7 @@ impl<W: Write> Host<W> {
             }
             Request::Status => Ok(self.status()),
             Request::CardInfo { reader } => self.card_info(reader.as_deref()),
+            Request::CardHistory { reader } => self.card_history(reader.as_deref()),
             Request::WaitCard {
                 reader,
                 present,

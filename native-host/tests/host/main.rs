@@ -7,6 +7,7 @@
 //! these tests fail, they do not skip.
 
 mod harness;
+mod history;
 mod hostile;
 mod install;
 mod payment;

@@ -35,6 +35,11 @@ pub enum Request {
     CardInfo {
         reader: Option<String>,
     },
+    /// The card's own recent transactions, read by the host itself (see
+    /// [`crate::serve`]'s `card_history`): never an APDU chosen by the extension.
+    CardHistory {
+        reader: Option<String>,
+    },
     WaitCard {
         reader: Option<String>,
         present: bool,
@@ -66,6 +71,7 @@ impl Request {
             Request::Hello { .. } => "hello",
             Request::Status => "status",
             Request::CardInfo { .. } => "card_info",
+            Request::CardHistory { .. } => "card_history",
             Request::WaitCard { .. } => "wait_card",
             Request::OpenSession { .. } => "open_session",
             Request::Apdu { .. } => "apdu",
@@ -84,10 +90,11 @@ pub struct Parsed {
     pub request: Result<Request, Failure>,
 }
 
-const TYPES: [&str; 10] = [
+const TYPES: [&str; 11] = [
     "hello",
     "status",
     "card_info",
+    "card_history",
     "wait_card",
     "open_session",
     "apdu",
@@ -106,6 +113,9 @@ enum Wire {
     },
     Status {},
     CardInfo {
+        reader: Option<String>,
+    },
+    CardHistory {
         reader: Option<String>,
     },
     WaitCard {
@@ -264,6 +274,9 @@ fn validate(wire: Wire) -> Result<Request, Failure> {
         },
         Wire::Status {} => Request::Status,
         Wire::CardInfo { reader } => Request::CardInfo {
+            reader: opt_text("reader", reader)?,
+        },
+        Wire::CardHistory { reader } => Request::CardHistory {
             reader: opt_text("reader", reader)?,
         },
         Wire::WaitCard {

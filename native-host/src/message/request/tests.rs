@@ -28,6 +28,12 @@ fn requests_parse_with_their_ids() {
         Some(Id::Text("a".into()))
     );
     assert_eq!(
+        ok(r#"{"type":"card_history","reader":"R"}"#).1,
+        Request::CardHistory {
+            reader: Some("R".into())
+        }
+    );
+    assert_eq!(
         ok(r#"{"type":"wait_card","timeout_ms":1500}"#).1,
         Request::WaitCard {
             reader: None,
@@ -77,6 +83,11 @@ fn bad_input_gets_the_right_code() {
     assert_eq!(err(br#"{"type":"format_disk"}"#), ErrorCode::UnknownCommand);
     assert_eq!(
         err(br#"{"type":"status","extra":1}"#),
+        ErrorCode::InvalidRequest
+    );
+    // card_history takes no command from outside.
+    assert_eq!(
+        err(br#"{"type":"card_history","apdu":"805A00000400000001"}"#),
         ErrorCode::InvalidRequest
     );
     assert_eq!(
