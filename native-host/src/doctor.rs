@@ -1,6 +1,8 @@
 //! `native-host doctor`: what is installed where (each browser's manifest, per user and
-//! system-wide), and whether pcscd, a reader and a purse card are reachable. A report of
-//! findings, printed by the binary; problems are counted so the exit code can tell.
+//! system-wide, whether it names the extension the way that browser reads and allows the
+//! purse extension's id), and whether pcscd, a reader and a purse card are reachable. A
+//! report of findings, printed by the binary; problems are counted so the exit code can
+//! tell.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -10,7 +12,9 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::install::Target;
-use crate::manifest::{allowed_ids, Browser, Scope, HOST_NAME};
+use crate::manifest::{
+    allow_key_fits, allowed_ids, manifest_file, purse_id, unread_dir, Browser, Scope, HOST_NAME,
+};
 use crate::readers::{select_purse, Pcsc};
 
 /// The doctor's findings.
@@ -46,8 +50,13 @@ pub fn examine(user: &Target, system: &Target, pcsc: &mut Pcsc) -> Report {
     );
     for target in [user, system] {
         for b in Browser::ALL {
-            manifest(&mut r, target, b);
+            for file in target.files(b) {
+                manifest(&mut r, target, b, &file);
+            }
         }
+    }
+    if let Some(dir) = unread_dir(Browser::Firefox, user.platform, &user.home) {
+        unread(&mut r, &manifest_file(&dir));
     }
     if r.installed == 0 {
         r.line(
@@ -68,14 +77,13 @@ pub fn examine(user: &Target, system: &Target, pcsc: &mut Pcsc) -> Report {
     r
 }
 
-fn manifest(r: &mut Report, target: &Target, b: Browser) {
-    let file = target.file(b);
+fn manifest(r: &mut Report, target: &Target, b: Browser, file: &Path) {
     let scope = match target.scope {
         Scope::User => "user",
         Scope::System => "system",
     };
     let what = format!("{} ({scope}): {}", b.name(), file.display());
-    let text = match fs::read_to_string(&file) {
+    let text = match fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             r.info(format!("{what}: not installed"));
@@ -101,11 +109,61 @@ fn manifest(r: &mut Report, target: &Target, b: Browser) {
             format!("{what}: host binary '{path}' is missing or not executable"),
         );
     }
+    if !allow_key_fits(b, &m) {
+        let key = if b.is_chromium_family() {
+            "allowed_origins"
+        } else {
+            "allowed_extensions"
+        };
+        return r.line(
+            false,
+            format!("{what}: has no {key}, the list {} reads", b.name()),
+        );
+    }
     let ids = allowed_ids(&m);
     if ids.is_empty() {
         return r.line(false, format!("{what}: allows no extension"));
     }
-    r.line(true, format!("{what}: {path} for {}", ids.join(", ")));
+    let ours = purse_id(b);
+    if ids.iter().any(|id| id == ours) {
+        return r.line(
+            true,
+            format!(
+                "{what}: {path} for {} (the purse extension's id matches)",
+                ids.join(", ")
+            ),
+        );
+    }
+    if b.is_chromium_family() {
+        // A store may give the extension an id of its own: worth saying, not an error.
+        r.line(true, format!("{what}: {path} for {}", ids.join(", ")));
+        r.info(format!(
+            "none is the development id {ours}; fine if your store build has one of these"
+        ));
+    } else {
+        // Firefox's add-on id is fixed by the extension's manifest, in every build.
+        r.line(
+            false,
+            format!(
+                "{what}: allows {} but not the purse add-on {ours}: Firefox will refuse to start the host (native-host install --firefox-id {ours})",
+                ids.join(", ")
+            ),
+        );
+    }
+}
+
+/// A Firefox manifest where Firefox never looks (`~/.config/mozilla/`).
+fn unread(r: &mut Report, file: &Path) {
+    if file.exists() {
+        r.line(
+            false,
+            format!(
+                "firefox: {} is not read by Firefox (it reads ~/.mozilla/native-messaging-hosts/): remove it and run `native-host install --firefox-id {}`",
+                file.display(),
+                purse_id(Browser::Firefox)
+            ),
+        );
+    }
 }
 
 fn executable(p: &Path) -> bool {

@@ -9,7 +9,7 @@ use secure_files::{write_atomic, FileError};
 use thiserror::Error;
 
 use crate::manifest::{
-    check_chrome_id, check_firefox_id, manifest_dir, manifest_file, manifest_json, Browser,
+    check_chrome_id, check_firefox_id, manifest_dirs, manifest_file, manifest_json, Browser,
     Platform, Scope,
 };
 
@@ -45,12 +45,22 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn dir(&self, browser: Browser) -> PathBuf {
-        manifest_dir(browser, self.scope, self.platform, &self.home, &self.root)
+    /// The directories `browser` reads on this system (`/usr/lib64/...` only where
+    /// `/usr/lib64` exists).
+    pub fn dirs(&self, browser: Browser) -> Vec<PathBuf> {
+        manifest_dirs(browser, self.scope, self.platform, &self.home, &self.root)
+            .into_iter()
+            .filter(|d| d.only_with.as_ref().is_none_or(|p| p.is_dir()))
+            .map(|d| d.path)
+            .collect()
     }
 
-    pub fn file(&self, browser: Browser) -> PathBuf {
-        manifest_file(&self.dir(browser))
+    /// Our manifest file in each of those directories.
+    pub fn files(&self, browser: Browser) -> Vec<PathBuf> {
+        self.dirs(browser)
+            .iter()
+            .map(|d| manifest_file(d))
+            .collect()
     }
 }
 
@@ -111,14 +121,15 @@ pub fn install(req: &Install) -> Result<Vec<PathBuf>, InstallError> {
         if ids.is_empty() {
             return Err(InstallError::NoIds(b.name()));
         }
-        let dir = req.target.dir(b);
-        fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
-        let file = manifest_file(&dir);
         let mut json = serde_json::to_vec_pretty(&manifest_json(b, &req.binary, ids))
-            .map_err(|e| io("serializing", &file)(std::io::Error::other(e)))?;
+            .map_err(|e| io("serializing", &req.binary)(std::io::Error::other(e)))?;
         json.push(b'\n');
-        write_atomic(&file, &json, 0o644)?;
-        written.push(file);
+        for dir in req.target.dirs(b) {
+            fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+            let file = manifest_file(&dir);
+            write_atomic(&file, &json, 0o644)?;
+            written.push(file);
+        }
     }
     Ok(written)
 }
@@ -136,11 +147,12 @@ pub fn uninstall(
     };
     let mut out = Vec::new();
     for &b in browsers {
-        let file = target.file(b);
-        match fs::remove_file(&file) {
-            Ok(()) => out.push((file, true)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => out.push((file, false)),
-            Err(e) => return Err(io("removing", &file)(e)),
+        for file in target.files(b) {
+            match fs::remove_file(&file) {
+                Ok(()) => out.push((file, true)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => out.push((file, false)),
+                Err(e) => return Err(io("removing", &file)(e)),
+            }
         }
     }
     Ok(out)

@@ -1,6 +1,7 @@
 //! The browsers' native-messaging host manifests, pure: where each browser looks for
 //! them (per user or system-wide, on Linux and macOS; Windows registry keys for the
-//! documentation), what they contain, and which extension ids are well-formed.
+//! documentation), what they contain, which extension ids are well-formed, and the
+//! ids of the purse extension itself.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,14 @@ use serde_json::{json, Value};
 
 /// The name extensions pass to `connectNative`.
 pub const HOST_NAME: &str = "org.purse.native_host";
+
+/// The purse extension's Firefox add-on id (`browser_specific_settings.gecko.id` of
+/// `extension/manifests/firefox.json`): the same for a temporary add-on and for AMO.
+pub const PURSE_FIREFOX_ID: &str = "purse-checkout@purse.invalid";
+
+/// The purse extension's Chromium id from the `key` of `extension/manifests/chromium.json`
+/// (development and self-hosted builds; a store may assign its own).
+pub const PURSE_CHROME_ID: &str = "cbppddcfeidagakjkenjdiachfllkgom";
 
 const DESCRIPTION: &str = "Purse card payments: the card reader for the purse extension";
 
@@ -68,60 +77,105 @@ impl Platform {
     }
 }
 
-/// The directory `browser` reads host manifests from. User paths are under `home`;
-/// system paths under `root` (`/` normally; a staging directory for packagers and
-/// tests).
-pub fn manifest_dir(
+/// One directory a browser reads host manifests from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestDir {
+    pub path: PathBuf,
+    /// The directory is read (and written) only on systems that have this one:
+    /// `/usr/lib64` exists on multilib distributions only.
+    pub only_with: Option<PathBuf>,
+}
+
+/// The directories `browser` reads host manifests from, most usual first. User paths
+/// are under `home`; system paths under `root` (`/` normally; a staging directory for
+/// packagers and tests).
+pub fn manifest_dirs(
     browser: Browser,
     scope: Scope,
     platform: Platform,
     home: &Path,
     root: &Path,
-) -> PathBuf {
-    let (base, rel) = match (platform, scope, browser) {
+) -> Vec<ManifestDir> {
+    let always = |base: &Path, rel: &str| ManifestDir {
+        path: base.join(rel),
+        only_with: None,
+    };
+    let one = |base: &Path, rel: &str| vec![always(base, rel)];
+    match (platform, scope, browser) {
         (Platform::Linux, Scope::User, Browser::Chrome) => {
-            (home, ".config/google-chrome/NativeMessagingHosts")
+            one(home, ".config/google-chrome/NativeMessagingHosts")
         }
         (Platform::Linux, Scope::User, Browser::Chromium) => {
-            (home, ".config/chromium/NativeMessagingHosts")
+            one(home, ".config/chromium/NativeMessagingHosts")
         }
+        // Not ~/.config/mozilla/, even where Firefox keeps its profiles there.
         (Platform::Linux, Scope::User, Browser::Firefox) => {
-            (home, ".mozilla/native-messaging-hosts")
+            one(home, ".mozilla/native-messaging-hosts")
         }
         (Platform::Linux, Scope::System, Browser::Chrome) => {
-            (root, "etc/opt/chrome/native-messaging-hosts")
+            one(root, "etc/opt/chrome/native-messaging-hosts")
         }
         (Platform::Linux, Scope::System, Browser::Chromium) => {
-            (root, "etc/chromium/native-messaging-hosts")
+            one(root, "etc/chromium/native-messaging-hosts")
         }
-        (Platform::Linux, Scope::System, Browser::Firefox) => {
-            (root, "usr/lib/mozilla/native-messaging-hosts")
-        }
-        (Platform::MacOs, Scope::User, Browser::Chrome) => (
+        (Platform::Linux, Scope::System, Browser::Firefox) => vec![
+            always(root, "usr/lib/mozilla/native-messaging-hosts"),
+            ManifestDir {
+                path: root.join("usr/lib64/mozilla/native-messaging-hosts"),
+                only_with: Some(root.join("usr/lib64")),
+            },
+        ],
+        (Platform::MacOs, Scope::User, Browser::Chrome) => one(
             home,
             "Library/Application Support/Google/Chrome/NativeMessagingHosts",
         ),
-        (Platform::MacOs, Scope::User, Browser::Chromium) => (
+        (Platform::MacOs, Scope::User, Browser::Chromium) => one(
             home,
             "Library/Application Support/Chromium/NativeMessagingHosts",
         ),
-        (Platform::MacOs, Scope::User, Browser::Firefox) => (
+        (Platform::MacOs, Scope::User, Browser::Firefox) => one(
             home,
             "Library/Application Support/Mozilla/NativeMessagingHosts",
         ),
         (Platform::MacOs, Scope::System, Browser::Chrome) => {
-            (root, "Library/Google/Chrome/NativeMessagingHosts")
+            one(root, "Library/Google/Chrome/NativeMessagingHosts")
         }
-        (Platform::MacOs, Scope::System, Browser::Chromium) => (
+        (Platform::MacOs, Scope::System, Browser::Chromium) => one(
             root,
             "Library/Application Support/Chromium/NativeMessagingHosts",
         ),
-        (Platform::MacOs, Scope::System, Browser::Firefox) => (
+        (Platform::MacOs, Scope::System, Browser::Firefox) => one(
             root,
             "Library/Application Support/Mozilla/NativeMessagingHosts",
         ),
+    }
+}
+
+/// A place that looks right but that `browser` never reads (a manifest there is a
+/// mistake the doctor points out): Firefox on Linux and `~/.config/mozilla/`.
+pub fn unread_dir(browser: Browser, platform: Platform, home: &Path) -> Option<PathBuf> {
+    (platform == Platform::Linux && browser == Browser::Firefox)
+        .then(|| home.join(".config/mozilla/native-messaging-hosts"))
+}
+
+/// Whether `manifest` names extensions the way `browser` reads them: Chrome and
+/// Chromium read `allowed_origins`, Firefox `allowed_extensions`.
+pub fn allow_key_fits(browser: Browser, manifest: &Value) -> bool {
+    let key = if browser.is_chromium_family() {
+        "allowed_origins"
+    } else {
+        "allowed_extensions"
     };
-    base.join(rel)
+    manifest.get(key).is_some_and(Value::is_array)
+}
+
+/// The purse extension's own id for `browser`.
+pub fn purse_id(browser: Browser) -> &'static str {
+    if browser.is_chromium_family() {
+        PURSE_CHROME_ID
+    } else {
+        PURSE_FIREFOX_ID
+    }
 }
 
 /// The manifest file for `browser` in `dir`.
@@ -222,7 +276,7 @@ mod tests {
     #[test]
     fn each_browser_has_its_place() {
         let (h, r) = (Path::new("/home/u"), Path::new("/"));
-        let d = |b, s, p| manifest_dir(b, s, p, h, r);
+        let d = |b, s, p| manifest_dirs(b, s, p, h, r)[0].path.clone();
         assert_eq!(
             d(Browser::Chromium, Scope::User, Platform::Linux),
             Path::new("/home/u/.config/chromium/NativeMessagingHosts")
@@ -239,6 +293,25 @@ mod tests {
             d(Browser::Firefox, Scope::User, Platform::Linux),
             Path::new("/home/u/.mozilla/native-messaging-hosts")
         );
+        let ff = manifest_dirs(Browser::Firefox, Scope::System, Platform::Linux, h, r);
+        assert_eq!(
+            ff,
+            vec![
+                ManifestDir {
+                    path: "/usr/lib/mozilla/native-messaging-hosts".into(),
+                    only_with: None
+                },
+                ManifestDir {
+                    path: "/usr/lib64/mozilla/native-messaging-hosts".into(),
+                    only_with: Some("/usr/lib64".into())
+                },
+            ]
+        );
+        assert_eq!(
+            unread_dir(Browser::Firefox, Platform::Linux, h),
+            Some("/home/u/.config/mozilla/native-messaging-hosts".into())
+        );
+        assert_eq!(unread_dir(Browser::Chromium, Platform::Linux, h), None);
         assert_eq!(
             d(Browser::Chrome, Scope::User, Platform::MacOs),
             Path::new("/home/u/Library/Application Support/Google/Chrome/NativeMessagingHosts")
@@ -268,6 +341,25 @@ mod tests {
         let m = manifest_json(Browser::Firefox, Path::new("/usr/bin/native-host"), &ff);
         assert_eq!(m["allowed_extensions"][0], "purse@example.org");
         assert!(m.get("allowed_origins").is_none());
+        assert!(allow_key_fits(Browser::Firefox, &m));
+        assert!(!allow_key_fits(Browser::Chromium, &m));
+    }
+
+    /// The constants follow the extension's manifests (the ids the doctor expects).
+    #[test]
+    fn the_purse_ids_are_the_extension_manifests_ids() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../extension/manifests");
+        let read = |n: &str| -> Value {
+            let t = std::fs::read_to_string(dir.join(n)).expect("extension manifest");
+            serde_json::from_str(&t).expect("extension manifest JSON")
+        };
+        assert_eq!(
+            read("firefox.json")["browser_specific_settings"]["gecko"]["id"],
+            PURSE_FIREFOX_ID
+        );
+        assert!(check_firefox_id(PURSE_FIREFOX_ID).is_ok());
+        assert!(check_chrome_id(PURSE_CHROME_ID).is_ok());
+        assert!(read("chromium.json")["key"].is_string());
     }
 
     #[test]

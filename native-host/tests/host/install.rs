@@ -184,3 +184,161 @@ fn the_doctor_finds_the_purse_card() {
         "{t}"
     );
 }
+
+/// Firefox: per user in ~/.mozilla/native-messaging-hosts/, system-wide in
+/// /usr/lib/mozilla/... and, on a system that has /usr/lib64, /usr/lib64/mozilla/... too;
+/// the doctor says whether the manifest allows the purse add-on's id.
+#[test]
+fn firefox_places_and_the_doctor_on_its_id() {
+    const PURSE: &str = "purse-checkout@purse.invalid";
+    let dir = TestDir::new("host-install-firefox");
+    let home = dir.join("home");
+    let plain = dir.join("root-lib");
+    let multilib = dir.join("root-lib64");
+    fs::create_dir_all(&home).unwrap();
+    fs::create_dir_all(multilib.join("usr/lib64")).unwrap();
+    let dead = dir.join("no-pcscd.comm");
+    let pcsc_off = [("PCSCLITE_CSOCK_NAME", dead.to_str().unwrap())];
+    let file = "mozilla/native-messaging-hosts/org.purse.native_host.json";
+
+    for root in [&plain, &multilib] {
+        let o = native_host(
+            &home,
+            &[
+                "install",
+                "--scope",
+                "system",
+                "--root",
+                root.to_str().unwrap(),
+                "--firefox-id",
+                PURSE,
+            ],
+            &[],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        let lib = root.join("usr/lib").join(file);
+        assert_eq!(
+            manifest(&lib)["allowed_extensions"],
+            serde_json::json!([PURSE])
+        );
+        assert!(text(&o).contains(&format!("installed {}", lib.display())));
+    }
+    assert!(!plain.join("usr/lib64").exists(), "no lib64 made up");
+    let lib64 = multilib.join("usr/lib64").join(file);
+    assert_eq!(
+        manifest(&lib64)["allowed_extensions"],
+        serde_json::json!([PURSE])
+    );
+    assert!(
+        !plain.join("usr/lib/chromium").exists(),
+        "Firefox only, it alone had an id"
+    );
+
+    // The doctor: the id matches in both system places.
+    let o = native_host(
+        &home,
+        &["doctor", "--root", multilib.to_str().unwrap()],
+        &pcsc_off,
+    );
+    let t = text(&o);
+    for f in [multilib.join("usr/lib").join(file), lib64.clone()] {
+        let prefix = format!("ok  firefox (system): {}: ", f.display());
+        let line = t.lines().find(|l| l.starts_with(&prefix));
+        assert!(
+            line.is_some_and(
+                |l| l.ends_with(&format!(" for {PURSE} (the purse extension's id matches)"))
+            ),
+            "{t}"
+        );
+    }
+
+    // Per user, for another add-on: installed where Firefox reads, but the doctor says
+    // Firefox will refuse the purse add-on.
+    let o = native_host(
+        &home,
+        &[
+            "install",
+            "--browser",
+            "firefox",
+            "--firefox-id",
+            FIREFOX_ID,
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let user = home.join(".mozilla/native-messaging-hosts/org.purse.native_host.json");
+    assert_eq!(
+        manifest(&user)["allowed_extensions"],
+        serde_json::json!([FIREFOX_ID])
+    );
+    let o = native_host(
+        &home,
+        &["doctor", "--root", plain.to_str().unwrap()],
+        &pcsc_off,
+    );
+    let t = text(&o);
+    assert!(
+        t.contains(&format!(
+            "!!  firefox (user): {}: allows {FIREFOX_ID} but not the purse add-on {PURSE}",
+            user.display()
+        )),
+        "{t}"
+    );
+
+    // A Firefox manifest that names extensions the Chromium way is not read by Firefox.
+    let mut m = manifest(&user);
+    m.as_object_mut().unwrap().remove("allowed_extensions");
+    m["allowed_origins"] = serde_json::json!([format!("chrome-extension://{CHROME_ID}/")]);
+    fs::write(&user, serde_json::to_vec(&m).unwrap()).unwrap();
+    let t = text(&native_host(
+        &home,
+        &["doctor", "--root", plain.to_str().unwrap()],
+        &pcsc_off,
+    ));
+    assert!(
+        t.contains(&format!(
+            "!!  firefox (user): {}: has no allowed_extensions, the list firefox reads",
+            user.display()
+        )),
+        "{t}"
+    );
+
+    // ~/.config/mozilla/ is where Firefox 153 keeps profiles, not where it reads hosts.
+    fs::remove_file(&user).unwrap();
+    let wrong = home.join(".config/mozilla/native-messaging-hosts");
+    fs::create_dir_all(&wrong).unwrap();
+    fs::write(
+        wrong.join("org.purse.native_host.json"),
+        serde_json::to_vec(&m).unwrap(),
+    )
+    .unwrap();
+    let t = text(&native_host(
+        &home,
+        &["doctor", "--root", plain.to_str().unwrap()],
+        &pcsc_off,
+    ));
+    assert!(
+        t.contains(&format!(
+            "!!  firefox: {}/org.purse.native_host.json is not read by Firefox",
+            wrong.display()
+        )),
+        "{t}"
+    );
+
+    // Uninstall removes every system place.
+    let o = native_host(
+        &home,
+        &[
+            "uninstall",
+            "--scope",
+            "system",
+            "--root",
+            multilib.to_str().unwrap(),
+            "--browser",
+            "firefox",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!lib64.exists() && !multilib.join("usr/lib").join(file).exists());
+}
