@@ -61,12 +61,41 @@ pub struct Webhooks {
 pub struct Settlement {
     /// Where `settle` writes each batch file.
     pub outbox: PathBuf,
-    /// The clearing office's URL to POST batches to (optional).
+    /// The clearing office's base URL (`https://clearing.example`): batches go to
+    /// `POST <url>/v1/batches`, the hotlist comes from `GET <url>/v1/hotlist`. Optional:
+    /// without it batches are only written to the outbox.
     #[serde(default)]
     pub clearing_url: Option<String>,
+    /// The file (mode 0600) holding the SAM's upload credential that the office issued
+    /// when it registered the SAM (`<sam_id>.<64 hex>`). Required with `clearing_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clearing_credential_file: Option<PathBuf>,
+    /// The office's hotlist public key (Ed25519, 64 hex digits): with it, the plugin
+    /// fetches the signed hotlist at `serve`/`settle` start and refuses its cards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hotlist_public_key: Option<String>,
     /// How long one upload to the clearing office may take.
     #[serde(default = "default_http_timeout")]
     pub timeout_secs: u64,
+    /// Tries per batch and run when the office does not answer with its decision (5xx,
+    /// timeout, a captive portal's page); the delay doubles from `upload_retry_first_ms`.
+    #[serde(default = "default_upload_attempts")]
+    pub upload_attempts: u32,
+    #[serde(default = "default_upload_retry_first_ms")]
+    pub upload_retry_first_ms: u64,
+    /// Policy: when the office rejects a batch naming only records it cannot verify,
+    /// `settle` closes the period again without them and uploads the corrected batch
+    /// (what `shop-plugin batches correct <close_seq>` does by hand).
+    #[serde(default)]
+    pub auto_correct: bool,
+}
+
+fn default_upload_attempts() -> u32 {
+    3
+}
+
+fn default_upload_retry_first_ms() -> u64 {
+    1000
 }
 
 fn default_ttl() -> i64 {
@@ -105,11 +134,18 @@ impl Config {
         ]
         .into_iter()
         .chain(c.tls_ca_file.as_mut())
+        .chain(c.settlement.clearing_credential_file.as_mut())
         {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
         }
+        anyhow::ensure!(
+            c.settlement.clearing_url.is_none() || c.settlement.clearing_credential_file.is_some(),
+            "config {}: settlement.clearing_url needs settlement.clearing_credential_file \
+             (the SAM's upload credential from the clearing office)",
+            path.display()
+        );
         Ok(c)
     }
 

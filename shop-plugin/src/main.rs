@@ -38,6 +38,9 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// Settlement batches and the clearing office's decisions.
+    #[command(subcommand)]
+    Batches(BatchesCmd),
     /// Payments.
     #[command(subcommand)]
     Payments(PaymentsCmd),
@@ -50,6 +53,20 @@ enum Cmd {
     /// Webhook events: deliveries, failures, re-queueing.
     #[command(subcommand)]
     Events(EventsCmd),
+}
+
+#[derive(Subcommand)]
+enum BatchesCmd {
+    /// Every batch: accepted, rejected (with the office's problems), not yet sent.
+    List {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close a rejected period again without the records the office refused (their
+    /// payments fail with `clearing_refused`), then upload. Needs the SAM: not while
+    /// `serve` runs.
+    Correct { close_seq: u32 },
 }
 
 #[derive(Subcommand)]
@@ -119,6 +136,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Cmd::Init(args) => cli::init::run(&config, &args).map(|()| ExitCode::SUCCESS),
             Cmd::Serve => cli::serve::run(&config).await.map(|()| ExitCode::SUCCESS),
             Cmd::Settle { force } => cli::settle::run(&config, force).await,
+            Cmd::Batches(BatchesCmd::List { json }) => cli::batches::list(&config, json).await,
+            Cmd::Batches(BatchesCmd::Correct { close_seq }) => {
+                cli::batches::correct(&config, close_seq).await
+            }
             Cmd::Payments(PaymentsCmd::List {
                 status,
                 limit,

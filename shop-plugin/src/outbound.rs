@@ -19,7 +19,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use thiserror::Error;
 
-/// How much of a receiver's answer is read (and thrown away).
+/// How much of a receiver's answer is read.
 const MAX_ANSWER: usize = 64 * 1024;
 
 #[derive(Debug, Error)]
@@ -108,6 +108,25 @@ impl Outbound {
         body: Bytes,
         headers: &[(&'static str, String)],
     ) -> Result<u16, PostError> {
+        let answer = self
+            .exchange(Method::POST, url, Some(body), headers)
+            .await?;
+        if (200..300).contains(&answer.status) {
+            Ok(answer.status)
+        } else {
+            Err(PostError::transient(format!("HTTP {}", answer.status)))
+        }
+    }
+
+    /// One request (a JSON body when given) and the answer whatever its status, its body
+    /// read up to 64 KiB (a longer or cut one reads as empty). Redirects are not followed.
+    pub async fn exchange(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<Bytes>,
+        headers: &[(&'static str, String)],
+    ) -> Result<Answer, PostError> {
         let uri: Uri = url
             .parse()
             .map_err(|_| PostError::permanent("the URL is not valid"))?;
@@ -115,14 +134,13 @@ impl Outbound {
             Some("http") | Some("https") if uri.host().is_some() => {}
             _ => return Err(PostError::permanent("the URL is not an http(s) URL")),
         }
-        let mut req = Request::builder()
-            .method(Method::POST)
-            .uri(uri)
-            .header(CONTENT_TYPE, "application/json")
-            .header(
-                USER_AGENT,
-                concat!("purse-shop-plugin/", env!("CARGO_PKG_VERSION")),
-            );
+        let mut req = Request::builder().method(method).uri(uri).header(
+            USER_AGENT,
+            concat!("purse-shop-plugin/", env!("CARGO_PKG_VERSION")),
+        );
+        if body.is_some() {
+            req = req.header(CONTENT_TYPE, "application/json");
+        }
         for (k, v) in headers {
             let (Ok(name), Ok(value)) = (
                 HeaderName::from_bytes(k.as_bytes()),
@@ -133,7 +151,7 @@ impl Outbound {
             req = req.header(name, value);
         }
         let req = req
-            .body(Full::new(body))
+            .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| PostError::permanent(e.to_string()))?;
         let exchange = async {
             let resp = self
@@ -142,21 +160,39 @@ impl Outbound {
                 .await
                 .map_err(|e| PostError::transient(error_chain(&e)))?;
             let status = resp.status().as_u16();
-            // Read the answer so the connection can be reused; its content is not ours.
-            let _ = Limited::new(resp.into_body(), MAX_ANSWER).collect().await;
-            Ok::<u16, PostError>(status)
+            let content_type = resp
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            // Read the answer whole (so the connection can be reused), within the limit.
+            let body = Limited::new(resp.into_body(), MAX_ANSWER)
+                .collect()
+                .await
+                .map(|b| b.to_bytes());
+            Ok::<_, PostError>((status, content_type, body))
         };
-        let status = tokio::time::timeout(self.timeout, exchange)
+        let (status, content_type, body) = tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| {
                 PostError::transient(format!("no answer within {} s", self.timeout.as_secs_f32()))
             })??;
-        if (200..300).contains(&status) {
-            Ok(status)
-        } else {
-            Err(PostError::transient(format!("HTTP {status}")))
-        }
+        Ok(Answer {
+            status,
+            content_type,
+            // An answer too long (or cut) is no one's JSON: kept empty.
+            body: body.unwrap_or_default(),
+        })
     }
+}
+
+/// A receiver's answer.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Bytes,
 }
 
 /// An error and its causes on one line (hyper's outer errors say little alone).

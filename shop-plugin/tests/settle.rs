@@ -1,8 +1,9 @@
 //! Daily settlement in process, on the test clock: the batch file `settle` writes is
 //! spec section 6 exactly (the JSON Schema and the clearing office's own checks accept
 //! it), unresolved payments are listed and not summed, a second run the same day closes
-//! nothing and leaves the file intact, and uploads to the clearing office go in order and
-//! are retried until taken.
+//! nothing and leaves the file intact, and an answer that is not the clearing office's
+//! decision (a 5xx, a captive portal's 200) delivers nothing: the batch is tried again,
+//! in order. (Uploads to the real office: `clearing_upload.rs`.)
 
 mod support;
 
@@ -14,6 +15,7 @@ use purse::settlement::Batch;
 use serde_json::{json, Value};
 use shop_plugin::outbound::Outbound;
 use shop_plugin::settlement::batches;
+use shop_plugin::settlement::office::OfficeLink;
 use shop_plugin::settlement::Settler;
 use support::receiver::Receiver;
 use support::{issuer, Plugin, TestCard, T0};
@@ -23,8 +25,14 @@ const DAY: i64 = 86_400;
 fn settler(p: &Plugin, clearing_url: Option<String>) -> Settler {
     Settler {
         outbox: p.dir.join("outbox"),
-        clearing_url,
+        office: clearing_url.map(|url| OfficeLink {
+            url,
+            credential: "5a00000000000007.00".to_string().into(),
+            attempts: 2,
+            first_delay: Duration::from_millis(10),
+        }),
         client: Outbound::new(None, Duration::from_secs(5)).expect("client"),
+        auto_correct: false,
     }
 }
 
@@ -249,36 +257,41 @@ async fn settling_twice_a_day_closes_once_and_keeps_the_file_intact() {
 }
 
 #[tokio::test]
-async fn batches_are_posted_in_order_and_retried_until_taken() {
+async fn an_answer_that_is_not_the_offices_decision_delivers_nothing() {
     let p = Plugin::start("settle-post").await;
+    // A 503, then 200s with `{}` (what a captive portal or a proxy may answer).
     let mut office = Receiver::start(&[503]).await;
-    let s = settler(&p, Some(office.url("/batches")));
+    let s = settler(&p, Some(office.url("")));
     p.pay(&mut TestCard::new(37, 10_000), 100).await;
 
     let r1 = s.run(&p.app.engine, false).await.expect("settle");
     let c1 = r1.closed.expect("closed");
     assert_eq!(r1.posted, Vec::<u32>::new());
-    assert_eq!(r1.post_error.as_deref(), Some("batch 1: HTTP 503"));
-    let refused = office.next().await;
-    assert_eq!(
-        refused.body.as_ref(),
-        std::fs::read(&c1.file).expect("file")
+    let err = r1.post_error.expect("not delivered");
+    assert!(
+        err.starts_with("batch 1: HTTP 200 but not the office's decision"),
+        "{err}"
     );
+    // Two tries within the run, with the credential, the batch file's bytes.
+    for _ in 0..2 {
+        let got = office.next().await;
+        assert_eq!(got.path, "/v1/batches");
+        assert_eq!(got.header("authorization"), "Bearer 5a00000000000007.00");
+        assert_eq!(got.body.as_ref(), std::fs::read(&c1.file).expect("file"));
+    }
+    assert!(office.try_next().is_none());
 
-    // The next day: batch 1 again, then the new batch 2, in order.
+    // The next day: batch 1 again first (still not delivered), and batch 2 waits.
     p.set_time(T0 + DAY);
     let r2 = s.run(&p.app.engine, false).await.expect("settle");
-    assert_eq!((r2.posted, r2.post_error), (vec![1, 2], None));
-    let got: Vec<u64> = [office.next().await, office.next().await]
-        .iter()
-        .map(|r| r.json()["close_seq"].as_u64().expect("close_seq"))
-        .collect();
-    assert_eq!(got, [1, 2]);
-
-    // Nothing left to post.
-    let r3 = s.run(&p.app.engine, false).await.expect("settle");
-    assert!(r3.posted.is_empty() && r3.closed.is_none());
-    assert!(office.try_next().is_none());
+    assert!(r2.posted.is_empty() && r2.post_error.is_some());
+    for _ in 0..2 {
+        assert_eq!(office.next().await.json()["close_seq"], 1);
+    }
     let rows = stored_batches(&p).await;
-    assert!(rows.iter().all(|r| r.posted_at == Some(T0 + DAY)));
+    assert_eq!(rows.len(), 2);
+    assert!(rows
+        .iter()
+        .all(|r| r.posted_at.is_none() && r.decision.is_none()));
+    assert_eq!((rows[0].attempts, rows[1].attempts), (4, 0));
 }

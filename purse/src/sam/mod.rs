@@ -14,7 +14,7 @@ mod tx;
 
 use std::collections::BTreeMap;
 
-pub use close::Close;
+pub use close::{Close, RecloseError};
 pub use error::{Refusal, SamError};
 pub use exchange::{Completion, Tick};
 pub use recovery::{Outcome, Recovery, RecoveryStep};

@@ -27,9 +27,15 @@ pub struct InitArgs {
     /// more.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
-    /// The clearing office's URL that `settle` POSTs each batch to.
-    #[arg(long, value_name = "URL")]
+    /// The clearing office's base URL: `settle` uploads each batch to `URL/v1/batches`.
+    #[arg(long, value_name = "URL", requires = "clearing_credential_file")]
     clearing_url: Option<String>,
+    /// The file (0600) with the SAM's upload credential the office issued.
+    #[arg(long, value_name = "FILE")]
+    clearing_credential_file: Option<PathBuf>,
+    /// The office's hotlist public key (64 hex digits).
+    #[arg(long, value_name = "HEX")]
+    hotlist_public_key: Option<String>,
 }
 
 const SECRET_FILE: &str = "webhook-secret";
@@ -99,7 +105,12 @@ pub fn run(config_path: &Path, args: &InitArgs) -> Result<()> {
         settlement: Settlement {
             outbox: "settlement-outbox".into(),
             clearing_url: args.clearing_url.clone(),
+            clearing_credential_file: args.clearing_credential_file.clone(),
+            hotlist_public_key: args.hotlist_public_key.clone(),
             timeout_secs: 10,
+            upload_attempts: 3,
+            upload_retry_first_ms: 1000,
+            auto_correct: false,
         },
         tls_ca_file: None,
     };

@@ -1,6 +1,7 @@
 //! The subcommands, one module each, and what several of them open: the configuration,
 //! the engine with its SAM (only in the process holding the instance lock), the store.
 
+pub mod batches;
 pub mod events;
 pub mod init;
 pub mod report;
@@ -18,6 +19,7 @@ use shop_plugin::engine::{Clock, Engine, Settings};
 use shop_plugin::files::read_private;
 use shop_plugin::http::App;
 use shop_plugin::outbound::Outbound;
+use shop_plugin::settlement::office::OfficeLink;
 use shop_plugin::settlement::Settler;
 use shop_plugin::store::Store;
 
@@ -65,10 +67,30 @@ pub fn settler(config: &Config) -> Result<Settler> {
         config.tls_ca_file.as_deref(),
         Duration::from_secs(config.settlement.timeout_secs),
     )?;
+    let s = &config.settlement;
+    let office = match (&s.clearing_url, &s.clearing_credential_file) {
+        (Some(url), Some(file)) => {
+            let text = zeroize::Zeroizing::new(read_private(file)?);
+            let credential = zeroize::Zeroizing::new(text.trim().to_string());
+            anyhow::ensure!(
+                !credential.is_empty() && !credential.contains(char::is_whitespace),
+                "{} does not hold one upload credential",
+                file.display()
+            );
+            Some(OfficeLink {
+                url: url.trim_end_matches('/').to_string(),
+                credential,
+                attempts: s.upload_attempts.max(1),
+                first_delay: Duration::from_millis(s.upload_retry_first_ms),
+            })
+        }
+        _ => None,
+    };
     Ok(Settler {
-        outbox: config.settlement.outbox.clone(),
-        clearing_url: config.settlement.clearing_url.clone(),
+        outbox: s.outbox.clone(),
+        office,
         client,
+        auto_correct: s.auto_correct,
     })
 }
 

@@ -25,11 +25,13 @@ pub async fn run(config_path: &Path, force: bool) -> Result<ExitCode> {
     for line in report.lines() {
         println!("{line}");
     }
-    Ok(if report.post_error.is_some() {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(
+        if report.post_error.is_some() || !report.rejected.is_empty() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }
 
 async fn settle(config: &Config, force: bool) -> Result<Report> {

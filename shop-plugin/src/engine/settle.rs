@@ -7,17 +7,25 @@
 //! between makes one more: the set is checked again under the SAM's lock and the close
 //! starts over when it grew, so every time-cycle it ends has its payment updated. It
 //! also ends payments an earlier close left running (databases from before that check).
+//!
+//! A rejected batch is corrected by closing its period again without the records the
+//! clearing office refused ([`Engine::correct_period`]): their payments go from
+//! `succeeded` to `failed` with the failure `clearing_refused`, the one documented case
+//! where a terminal state changes (the money never reaches the merchant, so the shop
+//! must know), with the event `payment.clearing_refused`, in the same transaction as the
+//! corrected batch.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use purse::sam::{Sam, TxState};
 use purse::settlement::{rfc3339, Batch};
-use purse::SamTxSeq;
+use purse::{CloseSeq, SamTxSeq};
 use tokio::sync::Notify;
 
 use super::{ApiError, Engine};
-use crate::payment::Status;
+use crate::payment::{Failure, Status};
+use crate::settlement::batches;
 use crate::store::rows;
 use crate::store::Op;
 
@@ -139,5 +147,58 @@ impl Engine {
             drop(guards);
             return Ok(batch);
         }
+    }
+}
+
+impl Engine {
+    /// Closes period `previous.close_seq` again without the records `excluded`
+    /// (SAM_TxSeqs) and stores the corrected batch in place of the rejected one (as not
+    /// yet sent), with the excluded payments failed `clearing_refused`, in one
+    /// transaction (the office's rejection and the old body are kept).
+    pub async fn correct_period(
+        &self,
+        previous: &Batch,
+        excluded: &[u32],
+    ) -> Result<Batch, ApiError> {
+        self.check_alive()?;
+        let seqs: Vec<SamTxSeq> = excluded.iter().copied().map(SamTxSeq).collect();
+        let ids = self.payment_ids(seqs.iter().copied()).await?;
+        let (guards, mut payments) = self.lock_all(ids).await?;
+        let batch = self
+            .sam()
+            .reclose(previous, &seqs)
+            .map_err(|e| ApiError::conflict("not_correctable", e.to_string()))?;
+        let now = self.now();
+        let CloseSeq(close_seq) = batch.close_seq;
+        let body = serde_json::to_string(&batch).map_err(|_| ApiError::unavailable())?;
+        let excluded_json = serde_json::to_string(excluded).map_err(|_| ApiError::unavailable())?;
+        let mut ops: Vec<Op> = vec![batches::correct(close_seq, now, body, excluded_json)];
+        for p in payments.iter_mut() {
+            if p.status != Status::Succeeded {
+                // Not a payment the batch settled as paid: nothing to take back.
+                tracing::warn!(
+                    "payment {} of a refused record is {:?}: left as it is",
+                    p.id,
+                    p.status
+                );
+                continue;
+            }
+            p.status = Status::Failed;
+            p.failure = Some(Failure {
+                code: "clearing_refused".into(),
+                message: format!(
+                    "the clearing office refused this payment's record in batch {close_seq} \
+                     (it cannot verify it): the merchant is not paid for it"
+                ),
+            });
+            p.next_due_at = None;
+            p.updated_at = now;
+            ops.push(rows::put_payment(p));
+            ops.push(self.event(p, "payment.clearing_refused"));
+        }
+        let committed = self.store.submit(ops);
+        self.durable(committed).await?;
+        drop(guards);
+        Ok(batch)
     }
 }

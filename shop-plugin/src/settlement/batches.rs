@@ -1,6 +1,6 @@
 //! The batches the engine closed (table `batches`, one row per close, written with the
-//! close itself) and what `settle` did with each: the file it wrote, when the clearing
-//! office took it. Batch files are `batch-<sam_id>-<close_seq>.json`, the batch of spec
+//! close itself) and what `settle` did with each: the file it wrote, the clearing
+//! office's decision (and when it came), the upload tries. Batch files are `batch-<sam_id>-<close_seq>.json`, the batch of spec
 //! section 6 as `purse::settlement::Batch` serializes it.
 
 use purse::settlement::Batch;
@@ -15,12 +15,21 @@ pub struct BatchRow {
     pub created_at: i64,
     pub body: String,
     pub file: Option<String>,
+    /// When the office's decision came (delivered); NULL while not delivered.
     pub posted_at: Option<i64>,
+    /// `accepted` / `rejected`; NULL while not delivered (or delivered before decisions
+    /// were recorded: `posted_at` set).
+    pub decision: Option<String>,
+    /// The office's answer (JSON) with the decision.
+    pub answer: Option<String>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
 }
 
 pub fn list(conn: &Connection) -> rusqlite::Result<Vec<BatchRow>> {
     let mut st = conn.prepare(
-        "SELECT close_seq, created_at, body, file, posted_at FROM batches ORDER BY close_seq",
+        "SELECT close_seq, created_at, body, file, posted_at, decision, answer, attempts, \
+         last_error FROM batches ORDER BY close_seq",
     )?;
     let rows = st.query_map([], |r| {
         Ok(BatchRow {
@@ -29,9 +38,57 @@ pub fn list(conn: &Connection) -> rusqlite::Result<Vec<BatchRow>> {
             body: r.get(2)?,
             file: r.get(3)?,
             posted_at: r.get(4)?,
+            decision: r.get(5)?,
+            answer: r.get(6)?,
+            attempts: r.get(7)?,
+            last_error: r.get(8)?,
         })
     })?;
     rows.collect()
+}
+
+/// Records the office's decision: the batch is delivered.
+pub fn set_decision(close_seq: u32, at: i64, decision: &'static str, answer: String) -> Op {
+    Box::new(move |tx: &Transaction<'_>| {
+        tx.execute(
+            "UPDATE batches SET posted_at = ?2, decision = ?3, answer = ?4, \
+             attempts = attempts + 1, last_error = NULL WHERE close_seq = ?1",
+            params![close_seq, at, decision, answer],
+        )?;
+        Ok(())
+    })
+}
+
+/// Records a try that brought no decision: the batch stays not delivered.
+pub fn set_failed_try(close_seq: u32, error: String) -> Op {
+    Box::new(move |tx: &Transaction<'_>| {
+        tx.execute(
+            "UPDATE batches SET attempts = attempts + 1, last_error = ?2 \
+             WHERE close_seq = ?1 AND posted_at IS NULL",
+            params![close_seq, error],
+        )?;
+        Ok(())
+    })
+}
+
+/// Replaces a rejected batch by its correction (same close_seq): the new body goes out
+/// as not yet sent; the rejection, the excluded SAM_TxSeqs and the old body are kept.
+pub fn correct(close_seq: u32, at: i64, body: String, excluded: String) -> Op {
+    Box::new(move |tx: &Transaction<'_>| {
+        tx.execute(
+            "INSERT INTO batch_corrections (close_seq, corrected_at, rejected, excluded, old_body) \
+             SELECT close_seq, ?2, COALESCE(answer, ''), ?3, body FROM batches \
+             WHERE close_seq = ?1 AND decision = 'rejected'",
+            params![close_seq, at, excluded],
+        )?;
+        tx.execute(
+            "UPDATE batches SET body = ?2, file = NULL, posted_at = NULL, decision = NULL, \
+             answer = NULL, attempts = 0, last_error = NULL \
+             WHERE close_seq = ?1 AND decision = 'rejected'",
+            params![close_seq, body],
+        )?;
+        Ok(())
+    })
 }
 
 pub fn set_file(close_seq: u32, file: String) -> Op {
@@ -39,16 +96,6 @@ pub fn set_file(close_seq: u32, file: String) -> Op {
         tx.execute(
             "UPDATE batches SET file = ?2 WHERE close_seq = ?1",
             params![close_seq, file],
-        )?;
-        Ok(())
-    })
-}
-
-pub fn set_posted(close_seq: u32, at: i64) -> Op {
-    Box::new(move |tx: &Transaction<'_>| {
-        tx.execute(
-            "UPDATE batches SET posted_at = ?2 WHERE close_seq = ?1 AND posted_at IS NULL",
-            params![close_seq, at],
         )?;
         Ok(())
     })

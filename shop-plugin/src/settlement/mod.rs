@@ -1,6 +1,6 @@
 //! Daily settlement (`shop-plugin settle`): close the open period into a batch, write
-//! the batch file atomically to the outbox directory, and POST it to the clearing
-//! office when one is configured.
+//! the batch file atomically to the outbox directory, and upload it to the clearing
+//! office when one is configured, recording the office's decision per batch.
 //!
 //! The rule that makes re-running safe: a period is a UTC day. A run closes a period
 //! only when no batch was closed yet on the current UTC day (or with `force`); every run
@@ -9,8 +9,15 @@
 //! close_seq, SAM records), so a crash leaves either no close or a whole one, whose file
 //! and upload the next run completes. A day without a run is not skipped: the next close
 //! takes everything completed since the last one (close_seq has no gaps).
+//!
+//! Uploads go in close_seq order and stop at the first batch without an acceptance: the
+//! office takes close_seq n + 1 only after n, and a rejected close_seq must be corrected
+//! (see [`Settler::correct`]) before anything after it can be accepted. A try that brings
+//! no decision is tried again within the run (bounded, the delay doubling) and on every
+//! later run.
 
 pub mod batches;
+pub mod office;
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +31,7 @@ use crate::files::{write_atomic, FileError};
 use crate::outbound::Outbound;
 use crate::store::StoreError;
 use batches::BatchRow;
+use office::{OfficeLink, Outcome};
 
 /// Batch files hold no secret but card IDs: not for every user of the machine.
 const FILE_MODE: u32 = 0o640;
@@ -45,14 +53,18 @@ pub enum SettleError {
     },
     #[error("stored batch {close_seq} is not a valid batch: {message}")]
     Corrupt { close_seq: u32, message: String },
+    #[error("batch {close_seq} cannot be corrected: {why}")]
+    NotCorrectable { close_seq: u32, why: String },
 }
 
 /// Where batches go.
 #[derive(Clone)]
 pub struct Settler {
     pub outbox: PathBuf,
-    pub clearing_url: Option<String>,
+    pub office: Option<OfficeLink>,
     pub client: Outbound,
+    /// Policy: correct a rejection that names only records, then upload again.
+    pub auto_correct: bool,
 }
 
 /// The batch a run closed.
@@ -74,10 +86,28 @@ pub struct Report {
     pub not_closed: Option<String>,
     /// Files of earlier batches that were missing and are written again.
     pub rewritten: Vec<String>,
-    /// Batches the clearing office took in this run.
+    /// Batches the clearing office accepted in this run.
     pub posted: Vec<u32>,
+    /// Batches the clearing office rejected (in this run, or earlier and not corrected).
+    pub rejected: Vec<Rejected>,
+    /// Batches corrected in this run (closed again without the refused records).
+    pub corrected: Vec<Corrected>,
     /// Why the upload stopped (the batch and every later one wait for the next run).
     pub post_error: Option<String>,
+}
+
+/// A rejected batch and the office's problems, one line each.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejected {
+    pub close_seq: u32,
+    pub why: Vec<String>,
+}
+
+/// A corrected batch: the SAM_TxSeqs left out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Corrected {
+    pub close_seq: u32,
+    pub excluded: Vec<u32>,
 }
 
 impl Report {
@@ -96,8 +126,23 @@ impl Report {
         for f in &self.rewritten {
             out.push(format!("wrote missing batch file {f}"));
         }
+        for c in &self.corrected {
+            out.push(format!(
+                "corrected batch {}: closed again without SAM_TxSeq {:?} (their payments \
+                 failed: clearing_refused)",
+                c.close_seq, c.excluded
+            ));
+        }
         for s in &self.posted {
-            out.push(format!("posted batch {s} to the clearing office"));
+            out.push(format!("the clearing office accepted batch {s}"));
+        }
+        for r in &self.rejected {
+            out.push(format!(
+                "the clearing office rejected batch {} (`shop-plugin batches correct {}` \
+                 leaves the refused records out):",
+                r.close_seq, r.close_seq
+            ));
+            out.extend(r.why.iter().map(|w| format!("  {w}")));
         }
         if let Some(e) = &self.post_error {
             out.push(format!(
@@ -110,6 +155,13 @@ impl Report {
 
 fn utc_day(t: i64) -> i64 {
     t.div_euclid(86_400)
+}
+
+/// The office's stored decision on a batch.
+fn stored_decision(row: &BatchRow) -> Option<office::Decision> {
+    row.answer
+        .as_deref()
+        .and_then(|a| serde_json::from_str(a).ok())
 }
 
 /// A stored batch and the bytes of its file.
@@ -169,25 +221,157 @@ impl Settler {
                 report.rewritten.push(path.display().to_string());
             }
         }
-        if let Some(url) = &self.clearing_url {
-            for row in rows.iter().filter(|r| r.posted_at.is_none()) {
-                let (_, bytes) = load(row)?;
-                // In order: the office takes close_seq n + 1 only after n.
-                match self.client.post_json(url, Bytes::from(bytes), &[]).await {
-                    Ok(_) => {
-                        store
-                            .commit(vec![batches::set_posted(row.close_seq, engine.now())])
-                            .await?;
-                        report.posted.push(row.close_seq);
+        if let Some(link) = &self.office {
+            self.upload(engine, link, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    /// Uploads every batch not yet delivered, in order, stopping at the first one
+    /// without an acceptance (see the module's rule).
+    async fn upload(
+        &self,
+        engine: &Engine,
+        link: &OfficeLink,
+        report: &mut Report,
+    ) -> Result<(), SettleError> {
+        let store = engine.store().clone();
+        let mut corrected_now = false;
+        'rows: loop {
+            let rows = store.read(batches::list).await?;
+            for row in &rows {
+                match (row.posted_at, row.decision.as_deref()) {
+                    // Accepted, or posted before decisions were recorded.
+                    (Some(_), Some("accepted") | None) => continue,
+                    (Some(_), Some(_)) => {
+                        let decision = stored_decision(row);
+                        let why = decision.as_ref().map(|d| d.why()).unwrap_or_default();
+                        match decision.and_then(|d| d.refused_records()) {
+                            Some(_) if self.auto_correct && !corrected_now => {
+                                report
+                                    .corrected
+                                    .push(self.correct(engine, row.close_seq).await?);
+                                // Once per run: a correction rejected again waits for
+                                // the operator.
+                                corrected_now = true;
+                                continue 'rows;
+                            }
+                            _ => {
+                                report.rejected.push(Rejected {
+                                    close_seq: row.close_seq,
+                                    why,
+                                });
+                                return Ok(());
+                            }
+                        }
                     }
-                    Err(e) => {
+                    (None, _) => {}
+                }
+                let (batch, bytes) = load(row)?;
+                let sam_id = batch.sam_id.to_hex();
+                let mut delay = link.first_delay;
+                let mut tries = 0;
+                let outcome = loop {
+                    tries += 1;
+                    let o = link
+                        .upload(
+                            &self.client,
+                            &sam_id,
+                            row.close_seq,
+                            Bytes::from(bytes.clone()),
+                        )
+                        .await;
+                    match o {
+                        Outcome::Retry(e) if tries < link.attempts.max(1) => {
+                            tracing::warn!(
+                                "batch {}: no decision from the clearing office ({e}): \
+                                 trying again in {:?}",
+                                row.close_seq,
+                                delay
+                            );
+                            store
+                                .commit(vec![batches::set_failed_try(row.close_seq, e)])
+                                .await?;
+                            tokio::time::sleep(delay).await;
+                            delay = delay.saturating_mul(2);
+                        }
+                        other => break other,
+                    }
+                };
+                match outcome {
+                    Outcome::Decided(d, raw) => {
+                        let accepted = d.accepted();
+                        let word = if accepted { "accepted" } else { "rejected" };
+                        tracing::info!("batch {}: {word} by the clearing office", row.close_seq);
+                        store
+                            .commit(vec![batches::set_decision(
+                                row.close_seq,
+                                engine.now(),
+                                word,
+                                raw,
+                            )])
+                            .await?;
+                        if accepted {
+                            report.posted.push(row.close_seq);
+                        } else {
+                            // Decide again on the stored row: correction or stop.
+                            continue 'rows;
+                        }
+                    }
+                    Outcome::Retry(e) | Outcome::Refused(e) => {
+                        store
+                            .commit(vec![batches::set_failed_try(row.close_seq, e.clone())])
+                            .await?;
                         report.post_error = Some(format!("batch {}: {e}", row.close_seq));
-                        break;
+                        return Ok(());
                     }
                 }
             }
+            return Ok(());
         }
-        Ok(report)
+    }
+
+    /// Corrects rejected batch `close_seq`: the SAM closes its period again under the
+    /// same close_seq without the records the office refused (every problem must name a
+    /// record), whose payments end `failed` with `clearing_refused`; the new batch
+    /// replaces the rejected one as not yet sent (the next upload sends it).
+    pub async fn correct(&self, engine: &Engine, close_seq: u32) -> Result<Corrected, SettleError> {
+        let rows = engine.store().read(batches::list).await?;
+        let not = |why: &str| SettleError::NotCorrectable {
+            close_seq,
+            why: why.to_string(),
+        };
+        let row = rows
+            .iter()
+            .find(|r| r.close_seq == close_seq)
+            .ok_or_else(|| not("no such batch"))?;
+        if row.decision.as_deref() != Some("rejected") {
+            return Err(not("the clearing office has not rejected it"));
+        }
+        let excluded = stored_decision(row)
+            .and_then(|d| d.refused_records())
+            .ok_or_else(|| {
+                not("the office's problems do not all name a record (only records can be left out)")
+            })?;
+        let (old, _) = load(row)?;
+        let batch = engine
+            .correct_period(&old, &excluded)
+            .await
+            .map_err(|e| not(&e.to_string()))?;
+        std::fs::create_dir_all(&self.outbox).map_err(|source| SettleError::Outbox {
+            path: self.outbox.clone(),
+            source,
+        })?;
+        let path = self.outbox.join(batches::file_name(&batch));
+        let rows = engine.store().read(batches::list).await?;
+        if let Some(row) = rows.iter().find(|r| r.close_seq == close_seq) {
+            let (_, bytes) = load(row)?;
+            self.ensure_file(engine.store(), row, &bytes, &path).await?;
+        }
+        Ok(Corrected {
+            close_seq,
+            excluded,
+        })
     }
 
     /// Writes the batch's file when it is missing or not what the database holds, and

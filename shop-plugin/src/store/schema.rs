@@ -73,6 +73,22 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_undelivered ON events(payment_id, seq)
         WHERE delivered_at IS NULL AND notify_url IS NOT NULL;
     "#,
+    // 3: the clearing office's decision per batch (`decision` accepted / rejected with its
+    // answer, NULL while not delivered; `posted_at` is when the decision came), the
+    // upload tries, and the rejections a correction replaced (audit).
+    r#"
+    ALTER TABLE batches ADD COLUMN decision TEXT;
+    ALTER TABLE batches ADD COLUMN answer TEXT;
+    ALTER TABLE batches ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE batches ADD COLUMN last_error TEXT;
+    CREATE TABLE batch_corrections (
+        close_seq    INTEGER NOT NULL,
+        corrected_at INTEGER NOT NULL,
+        rejected     TEXT NOT NULL,
+        excluded     TEXT NOT NULL,
+        old_body     TEXT NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// Brings the database to the newest schema, each migration in its own transaction.
