@@ -95,10 +95,10 @@ pub fn serve(path: &Path, requests: Sender<Request>, waker: Waker) -> Result<Soc
                             .name("control-conn".into())
                             .spawn(move || serve_connection(stream, requests, waker));
                         if let Err(e) = spawned {
-                            eprintln!("card-emulator: control: cannot spawn a thread: {e}");
+                            eprintln!("emulator control socket: cannot spawn a thread: {e}");
                         }
                     }
-                    Err(e) => eprintln!("card-emulator: control: accept failed: {e}"),
+                    Err(e) => eprintln!("emulator control socket: accept failed: {e}"),
                 }
             }
         })

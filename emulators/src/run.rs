@@ -1,23 +1,24 @@
-//! The emulator loop: one thread owns the card, its store and the vpcd link, and waits
-//! in `poll(2)` on the link and the wake-up socket (control commands, signals). Inserted
+//! The emulator loop: one thread owns the card ([`Applet`]: its application and store)
+//! and the vpcd link, and waits in `poll(2)` on the link and the wake-up socket (control
+//! commands, signals). [`run_binary`] is what both emulator binaries do once their card
+//! is loaded. Inserted
 //! means connected to vpcd; power off/on/reset from the reader and every disconnect
 //! reset the card's volatile state, as pulling a real card out of the field would.
 
 use std::io;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use purse::card::Card;
 
-use super::atr::{ATR, ATR_T0};
-use super::control::{Command, Request};
-use super::framing::{classify, Control, Message};
-use super::store::FileStore;
-use super::t0::T0;
-use super::vpcd::{Backoff, Link};
-use super::wake::{take_signals, WakeReceiver, Waker};
+use crate::applet::Applet;
+use crate::control::{self, Command, Request};
+use crate::framing::{classify, Control, Message};
+use crate::t0::T0;
+use crate::vpcd::{Backoff, Link};
+use crate::wake::{self, take_signals, WakeReceiver, Waker};
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -27,17 +28,13 @@ pub struct Options {
     pub inserted: bool,
     /// Log every APDU's INS and status word.
     pub verbose: bool,
-    /// Be a card of another kind: no purse application (SELECT of it answers 6A82,
-    /// anything else 6D00). For the "unsupported card" paths of the shopper's side.
-    pub without_purse: bool,
     /// Be a T=0 card: answers with data come as `61xx` and need GET RESPONSE
     /// ([`super::t0`]); the ATR offers T=0 only.
     pub t0: bool,
 }
 
-pub struct Emulator {
-    card: Card,
-    store: FileStore,
+pub struct Emulator<A: Applet> {
+    applet: A,
     /// The T=0 transport's waiting data (used when `opts.t0`).
     t0: T0,
     opts: Options,
@@ -69,21 +66,20 @@ impl Stopper {
     }
 }
 
+// `A` resolves where the macro is used: inside `impl<A: Applet> Emulator<A>`.
 macro_rules! log {
-    ($($t:tt)*) => { eprintln!("card-emulator: {}", format_args!($($t)*)) };
+    ($($t:tt)*) => { eprintln!("{}: {}", A::NAME, format_args!($($t)*)) };
 }
 
-impl Emulator {
+impl<A: Applet> Emulator<A> {
     pub fn new(
-        card: Card,
-        store: FileStore,
+        applet: A,
         opts: Options,
         requests: Receiver<Request>,
         wake: WakeReceiver,
-    ) -> Emulator {
+    ) -> Emulator<A> {
         Emulator {
-            card,
-            store,
+            applet,
             t0: T0::default(),
             inserted: opts.inserted,
             opts,
@@ -216,13 +212,14 @@ impl Emulator {
     fn handle(&mut self, frame: &[u8]) {
         match classify(frame) {
             Message::Control(Control::GetAtr) => {
-                self.send(if self.opts.t0 { &ATR_T0 } else { &ATR })
+                let atr = self.applet.atr(self.opts.t0);
+                self.send(atr)
             }
             Message::Control(c @ (Control::PowerOff | Control::PowerOn | Control::Reset)) => {
                 if self.opts.verbose {
                     log!("reader: {c:?}");
                 }
-                self.card.reset();
+                self.applet.reset();
                 self.t0.reset();
             }
             Message::Control(Control::Unknown(b)) => {
@@ -242,18 +239,11 @@ impl Emulator {
             );
             return self.pull();
         }
-        let response = if self.opts.without_purse {
-            let sw = if purse::commands::is_select_class(apdu) {
-                [0x6A, 0x82]
-            } else {
-                [0x6D, 0x00]
-            };
-            sw.to_vec()
-        } else if self.opts.t0 {
-            let (card, store) = (&mut self.card, &mut self.store);
-            self.t0.exchange(apdu, |a| card.process(a, store))
+        let response = if self.opts.t0 {
+            let applet = &mut self.applet;
+            self.t0.exchange(apdu, |a| applet.process(a))
         } else {
-            self.card.process(apdu, &mut self.store)
+            self.applet.process(apdu)
         };
         if self.opts.verbose {
             log!("apdu ins={} -> {}", hex_opt(ins), sw_hex(&response));
@@ -301,16 +291,12 @@ impl Emulator {
                 self.pull_before = Some(ins);
                 format!("ok pull-before {ins:02X}")
             }
-            Command::Status => {
-                let s = self.card.state();
-                format!(
-                    "ok state={} connected={} balance={} nt_last={}",
-                    if self.inserted { "inserted" } else { "removed" },
-                    self.link.is_some(),
-                    s.balance,
-                    s.nt_last
-                )
-            }
+            Command::Status => format!(
+                "ok state={} connected={} {}",
+                if self.inserted { "inserted" } else { "removed" },
+                self.link.is_some(),
+                self.applet.status()
+            ),
         }
     }
 
@@ -332,9 +318,28 @@ impl Emulator {
             link.close();
         }
         // Out of the field: the volatile session is gone.
-        self.card.reset();
+        self.applet.reset();
         self.t0.reset();
     }
+}
+
+/// Runs `applet` as an emulator binary does: SIGTERM/SIGINT end it, SIGUSR1 removes and
+/// SIGUSR2 inserts the card, and `control` (if any) is the control socket; returns when
+/// the loop ends.
+pub fn run_binary<A: Applet>(applet: A, opts: Options, control: Option<&Path>) -> Result<()> {
+    let (waker, wake_rx) = wake::channel().context("creating the wake-up socket")?;
+    wake::install_signal_handlers(&waker).context("installing signal handlers")?;
+    let (req_tx, req_rx) = mpsc::channel();
+    let _socket_file = match control {
+        Some(path) => {
+            let guard = control::serve(path, req_tx, waker.clone())?;
+            // Tests wait for this line before they connect.
+            log!("control socket listening on {}", path.display());
+            Some(guard)
+        }
+        None => None,
+    };
+    Emulator::new(applet, opts, req_rx, wake_rx).run()
 }
 
 fn pollin(fd: i32) -> libc::pollfd {

@@ -1,6 +1,8 @@
-//! The emulated card's non-volatile memory: the `purse-card-state/1` file. Every state
-//! change the card makes is written atomically and durably (mode 0600: it holds the card
-//! keys) before the card answers, so a power cut leaves the old or the new state.
+//! The emulated cards' non-volatile memory: a state file per card (the purse card's
+//! `purse-card-state/1` here, the SAM's `purse-sam-card/1` in [`crate::sam_card`]).
+//! Every state change a card makes is written atomically and durably (mode 0600: it
+//! holds the card's keys) before the card answers, so a power cut leaves the old or the
+//! new state.
 
 use std::path::{Path, PathBuf};
 
@@ -27,8 +29,7 @@ impl FileStore {
 
     /// Reads the state file, refusing one that group or others could read.
     pub fn load(&self) -> Result<CardState> {
-        // The JSON holds the card keys: wipe our copy once parsed.
-        let json = Zeroizing::new(read_private(&self.path)?);
+        let json = read_state_file(&self.path)?;
         CardState::from_json(&json)
             .with_context(|| format!("{} is not a valid card state", self.path.display()))
     }
@@ -37,12 +38,26 @@ impl FileStore {
 impl CardStore for FileStore {
     fn persist(&mut self, state: &CardState) -> Result<(), StoreError> {
         let json = Zeroizing::new(state.to_json());
-        write_atomic(&self.path, json.as_bytes(), 0o600).map_err(|e| {
-            // Paths and OS errors only: the message never carries key material.
-            eprintln!("card-emulator: persisting the card state failed: {e:#}");
-            StoreError(format!("{e:#}"))
-        })
+        write_state_file("card-emulator", &self.path, &json).map_err(StoreError)
     }
+}
+
+/// Reads a state file, refusing one that group or others could read. The text holds
+/// the card's keys: it is wiped when dropped.
+pub fn read_state_file(path: &Path) -> Result<Zeroizing<String>> {
+    Ok(Zeroizing::new(read_private(path)?))
+}
+
+/// Replaces a state file atomically and durably, mode 0600. On failure the error (paths
+/// and OS errors only, never key material) is logged under `name` and returned.
+pub fn write_state_file(name: &str, path: &Path, json: &str) -> Result<(), String> {
+    write_atomic(path, json.as_bytes(), 0o600).map_err(|e| {
+        eprintln!(
+            "{name}: persisting the state to {} failed: {e:#}",
+            path.display()
+        );
+        format!("{e:#}")
+    })
 }
 
 #[cfg(test)]

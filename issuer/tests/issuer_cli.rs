@@ -1,5 +1,5 @@
-//! The `purse-issuer` binary end to end, in a temporary directory: key, SAM and card
-//! files with their modes, loads, `card show` without keys, and `clear` on the vectors'
+//! The `purse-issuer` binary end to end, in a temporary directory: key, SAM key, SAM card
+//! and card files with their modes, loads, `card show` without keys, and `clear` on the vectors'
 //! settlement_close_1 batch (accepted once, then rejected; a tampered copy rejected).
 
 use std::fs;
@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 
 use purse::card::CardState;
 use purse::keys::{IssuerKeys, SamKeys};
+use purse::sam_applet::SamState;
 use purse::KeyVersion;
 use serde_json::{json, Value};
 
@@ -140,6 +141,29 @@ fn keys_sam_and_cards() {
     assert_eq!(sam.k_sam, a1.k_sam(sam.sam_id));
     assert_eq!(sam.mk_pur.len(), 2);
     fails(&d, &sam_args);
+
+    // A SAM card: the same keys, its own K_CTX, fresh counters; never replaced silently.
+    let mut card_of_sam = sam_args.to_vec();
+    card_of_sam[1] = "issue-card";
+    *card_of_sam.last_mut().expect("--out value") = "sam-card.json";
+    let out = ok(&d, &card_of_sam);
+    assert!(out.contains("wrote SAM card 5a00000000000001"), "{out}");
+    assert_eq!(mode(&d.path("sam-card.json")), 0o600);
+    let sam_card = SamState::from_json(&fs::read_to_string(d.path("sam-card.json")).expect("card"))
+        .expect("SAM card");
+    assert_eq!(sam_card.keys.k_sam, sam.k_sam);
+    assert_eq!(sam_card.keys.mk_pur, sam.mk_pur);
+    assert_eq!((sam_card.next_tx_seq.0, sam_card.blocked), (1, false));
+    let (_, e) = fails(&d, &card_of_sam);
+    assert!(e.contains("--force"), "{e}");
+    card_of_sam.push("--force");
+    ok(&d, &card_of_sam);
+    let again = SamState::from_json(&fs::read_to_string(d.path("sam-card.json")).expect("card"))
+        .expect("SAM card");
+    assert!(again.k_ctx != sam_card.k_ctx, "K_CTX is drawn afresh");
+    for k in [&sam_card.k_ctx, &sam.k_sam] {
+        assert!(!out.contains(&k.expose_hex()), "issue-card printed a key");
+    }
 
     let card_args = [
         "card",

@@ -1,6 +1,6 @@
-//! The card emulator for a test: the `card-emulator` binary as a child process, or the
-//! same loop from the `card_emulators` library in a thread of the test process
-//! (for crates that cannot name the binary). Either way it sits in a locked vpcd slot
+//! The card emulators for a test: the `card-emulator` or `sam-emulator` binary as a
+//! child process, or the purse card's loop from the `card_emulators` library in a thread
+//! of the test process (for crates that cannot name the binary). Either way it sits in a locked vpcd slot
 //! with a control socket, is driven through that socket, and is stopped on drop.
 
 use std::cell::Cell;
@@ -13,14 +13,15 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use card_emulators::applet::os_rnd;
 use card_emulators::control::{self, SocketFile};
+use card_emulators::purse_card::PurseCard;
 use card_emulators::run::{self, Stopper};
 use card_emulators::store::FileStore;
 use card_emulators::wake;
 use pcsc::{Context, ReaderState, Scope, State};
 use purse::card::Card;
 use purse::Rnd;
-use rand::RngCore;
 
 use super::{SlotLock, CARD_EVENT_TIMEOUT};
 
@@ -105,7 +106,7 @@ impl Emulator {
             .stdout(Stdio::inherit())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("spawning card-emulator: {e}"));
+            .unwrap_or_else(|e| panic!("spawning {bin}: {e}"));
         let Some(stderr) = child.stderr.take() else {
             panic!("card-emulator stderr not captured");
         };
@@ -174,10 +175,10 @@ impl Emulator {
             port: lock.slot().port,
             inserted,
             verbose: false,
-            without_purse: kind == CardKind::WithoutPurse,
             t0: kind == CardKind::PurseT0,
         };
-        let emulator = run::Emulator::new(card, store, opts, req_rx, wake_rx);
+        let applet = PurseCard::new(card, store, kind == CardKind::WithoutPurse);
+        let emulator = run::Emulator::new(applet, opts, req_rx, wake_rx);
         let stopper = emulator.stopper(waker);
         let handle = thread::Builder::new()
             .name("card-emulator".into())
@@ -265,6 +266,17 @@ impl Emulator {
         self.control(&format!("pull-before {ins:02X}"));
     }
 
+    /// One `key=value` word of the `status` reply (e.g. a SAM's `next_tx_seq`).
+    pub fn status_value(&self, key: &str) -> String {
+        let reply = self.control("status");
+        reply
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+            .unwrap_or_else(|| panic!("no {key} in status '{reply}'"))
+            .to_string()
+    }
+
+    /// The purse card's status (a purse card emulator only).
     pub fn status(&self) -> EmulatorStatus {
         let reply = self.control("status");
         let field = |k: &str| -> &str {
@@ -305,6 +317,24 @@ impl Emulator {
                     assert!(h.join().is_ok(), "the emulator thread panicked");
                 }
             }
+        }
+        if let Some(count) = self.pending_removal.take() {
+            self.await_removal(count).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    /// SIGKILL, as a crash or a power cut would end it: no clean shutdown, then waits for
+    /// pcscd to have seen the card leave. A child process only.
+    pub fn kill(mut self) {
+        self.note_present();
+        match &mut self.runner {
+            Runner::Process(child) => {
+                child
+                    .kill()
+                    .unwrap_or_else(|e| panic!("killing the emulator: {e}"));
+                let _ = wait_exit(child);
+            }
+            Runner::Thread { .. } => panic!("an in-process emulator cannot be killed"),
         }
         if let Some(count) = self.pending_removal.take() {
             self.await_removal(count).unwrap_or_else(|e| panic!("{e}"));
@@ -384,9 +414,7 @@ fn wait_exit(child: &mut Child) -> ExitStatus {
 
 /// RND_C for an in-process card, from the OS as the binary draws it.
 fn os_random() -> Rnd {
-    let mut b = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    Rnd(b)
+    os_rnd("card-emulator (in-process)")
 }
 
 impl Drop for Emulator {

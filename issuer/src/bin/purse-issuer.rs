@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use purse::keys::SamKeys;
 use purse::{Amount, CardId, Currency, KeyVersion, SamId};
 use purse_issuer::office::cards::{self, NewCard};
 use purse_issuer::office::clearing::{self, ClearOutcome};
@@ -86,26 +87,8 @@ enum KeysCmd {
 enum SamCmd {
     /// Derive a SAM's key file (K_SAM and MK_PUR of each accepted card key version).
     Issue {
-        /// The issuer key file.
-        #[arg(long, value_name = "FILE")]
-        keys: PathBuf,
-        /// The SAM's 8-byte ID, 16 hex digits.
-        #[arg(long, value_name = "HEX", value_parser = parse_sam_id)]
-        sam_id: SamId,
-        /// The one currency the SAM serves: alphabetic (EUR) or numeric (978).
-        #[arg(long, value_parser = parse_currency)]
-        currency: Currency,
-        /// The key version of the MK_SAM that derives K_SAM.
-        #[arg(long, value_name = "KV")]
-        key_version: u8,
-        /// Card key versions the SAM accepts (repeat or comma-separate).
-        #[arg(
-            long = "accept",
-            value_name = "KV",
-            required = true,
-            value_delimiter = ','
-        )]
-        accepts: Vec<u8>,
+        #[command(flatten)]
+        sam: SamArgs,
         /// Where to write the SAM key file (purse-sam-keys/1).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
@@ -113,6 +96,54 @@ enum SamCmd {
         #[arg(long)]
         force: bool,
     },
+    /// Personalise a SAM card for sam-emulator: its keys (K_SAM, MK_PUR of each accepted
+    /// card key version), K_CTX drawn from the OS generator, SAM_TxSeq from 1.
+    IssueCard {
+        #[command(flatten)]
+        sam: SamArgs,
+        /// Where to write the SAM card file (purse-sam-card/1, mode 0600).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Replace an existing file (the old SAM's counter and totals are lost).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// What a SAM is personalised with.
+#[derive(Args)]
+struct SamArgs {
+    /// The issuer key file.
+    #[arg(long, value_name = "FILE")]
+    keys: PathBuf,
+    /// The SAM's 8-byte ID, 16 hex digits.
+    #[arg(long, value_name = "HEX", value_parser = parse_sam_id)]
+    sam_id: SamId,
+    /// The one currency the SAM serves: alphabetic (EUR) or numeric (978).
+    #[arg(long, value_parser = parse_currency)]
+    currency: Currency,
+    /// The key version of the MK_SAM that derives K_SAM.
+    #[arg(long, value_name = "KV")]
+    key_version: u8,
+    /// Card key versions the SAM accepts (repeat or comma-separate).
+    #[arg(
+        long = "accept",
+        value_name = "KV",
+        required = true,
+        value_delimiter = ','
+    )]
+    accepts: Vec<u8>,
+}
+
+impl SamArgs {
+    fn new_sam(&self) -> NewSam {
+        NewSam {
+            sam_id: self.sam_id,
+            currency: self.currency,
+            key_version: KeyVersion(self.key_version),
+            accepts: self.accepts.iter().copied().map(KeyVersion).collect(),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -170,6 +201,18 @@ fn parse_currency(s: &str) -> Result<Currency, String> {
     Currency::parse(s).map_err(|e| e.to_string())
 }
 
+/// `<SAM_ID> (<currency>, SAM key version <kv>, accepts card key versions <kvs>)`.
+fn describe_sam(k: &SamKeys) -> String {
+    let accepted: Vec<KeyVersion> = k.mk_pur.keys().copied().collect();
+    format!(
+        "{} ({}, SAM key version {}, accepts card key versions {})",
+        k.sam_id,
+        k.currency,
+        k.key_version,
+        versions(&accepted)
+    )
+}
+
 fn versions(list: &[KeyVersion]) -> String {
     let v: Vec<String> = list.iter().map(ToString::to_string).collect();
     v.join(", ")
@@ -188,29 +231,16 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Keys(KeysCmd::List { keys: path }) => {
             println!("{}", versions(&keys::list_key_versions(&path)?));
         }
-        Command::Sam(SamCmd::Issue {
-            keys: path,
-            sam_id,
-            currency,
-            key_version,
-            accepts,
-            out,
-            force,
-        }) => {
-            let sam = NewSam {
-                sam_id,
-                currency,
-                key_version: KeyVersion(key_version),
-                accepts: accepts.into_iter().map(KeyVersion).collect(),
-            };
-            let k = keys::issue_sam_keys(&path, &out, &sam, force)?;
-            let accepted: Vec<KeyVersion> = k.mk_pur.keys().copied().collect();
+        Command::Sam(SamCmd::Issue { sam, out, force }) => {
+            let k = keys::issue_sam_keys(&sam.keys, &out, &sam.new_sam(), force)?;
+            println!("wrote SAM {} to {}", describe_sam(&k), out.display());
+        }
+        Command::Sam(SamCmd::IssueCard { sam, out, force }) => {
+            let s = keys::issue_sam_card(&sam.keys, &out, &sam.new_sam(), force)?;
             println!(
-                "wrote SAM {} ({}, SAM key version {}, accepts card key versions {}) to {}",
-                k.sam_id,
-                k.currency,
-                k.key_version,
-                versions(&accepted),
+                "wrote SAM card {}, SAM_TxSeq from {}, to {}",
+                describe_sam(&s.keys),
+                s.next_tx_seq,
                 out.display()
             );
         }

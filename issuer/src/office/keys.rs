@@ -1,5 +1,7 @@
 //! The issuer's master key file (`purse-issuer-keys/1`: `MK_PUR`, `MK_TAC`, `MK_SAM` per
-//! key version) and the SAM key files (`purse-sam-keys/1`) derived from it.
+//! key version) and what is derived from it for a shop: a SAM key file
+//! (`purse-sam-keys/1`) or a personalised SAM card (`purse-sam-card/1`, for the SAM
+//! emulator).
 //!
 //! Key versions are only ever added: cards and SAMs personalised under a version depend
 //! on its keys for as long as they are in use, so replacing one would strand them.
@@ -8,6 +10,7 @@ use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
 use purse::keys::{IssuerKeys, MasterKeys, SamKeys};
+use purse::sam_applet::SamState;
 use purse::{Currency, Key, KeyVersion, SamId};
 use rand::rngs::OsRng;
 use rand::RngCore;
@@ -85,23 +88,41 @@ pub struct NewSam {
     pub accepts: Vec<KeyVersion>,
 }
 
-/// Derives a SAM's keys from the issuer key file and writes them to `out` (mode 0600),
-/// refusing to replace an existing file unless `force`.
-pub fn issue_sam_keys(keys_path: &Path, out: &Path, sam: &NewSam, force: bool) -> Result<SamKeys> {
+/// Derives a SAM's keys from the issuer key file.
+fn derive_sam_keys(keys_path: &Path, sam: &NewSam) -> Result<SamKeys> {
     ensure!(
         !sam.accepts.is_empty(),
         "a SAM must accept at least one card key version"
     );
     let issuer = load_issuer_keys(keys_path)?;
-    let keys = SamKeys::issue(
+    SamKeys::issue(
         &issuer,
         sam.sam_id,
         sam.currency,
         sam.key_version,
         &sam.accepts,
     )
-    .with_context(|| format!("issuing SAM keys from {}", keys_path.display()))?;
+    .with_context(|| format!("issuing SAM keys from {}", keys_path.display()))
+}
+
+/// Derives a SAM's keys from the issuer key file and writes them to `out` (mode 0600),
+/// refusing to replace an existing file unless `force`.
+pub fn issue_sam_keys(keys_path: &Path, out: &Path, sam: &NewSam, force: bool) -> Result<SamKeys> {
+    let keys = derive_sam_keys(keys_path, sam)?;
     let json = Zeroizing::new(keys.to_json()?);
     create_private(out, json.as_bytes(), force)?;
     Ok(keys)
+}
+
+/// Personalises a SAM card: the SAM's keys from the issuer key file, `K_CTX` drawn from
+/// the OS generator here (as a SAM chip draws it inside at personalisation; it is never
+/// shown), `SAM_TxSeq` from 1, no period closed. Writes the `purse-sam-card/1` file to
+/// `out` (mode 0600), refusing to replace an existing file unless `force`.
+pub fn issue_sam_card(keys_path: &Path, out: &Path, sam: &NewSam, force: bool) -> Result<SamState> {
+    let keys = derive_sam_keys(keys_path, sam)?;
+    let state = SamState::personalise(keys, random_key()?);
+    let json = Zeroizing::new(state.to_json());
+    SamState::from_json(&json).context("the new SAM card does not read back")?;
+    create_private(out, json.as_bytes(), force)?;
+    Ok(state)
 }

@@ -12,6 +12,7 @@ mod checks;
 mod close;
 pub mod command;
 mod context;
+mod json;
 mod purchase;
 mod recovery;
 pub mod seal;
@@ -19,6 +20,7 @@ mod state;
 pub mod window;
 
 pub use command::{CloseStep, SamCommand, SAM_AID};
+pub use json::{SamCardError, SAM_CARD_FORMAT};
 pub use state::{MemorySamStore, SamState, SamStore, SamStoreError, Totals, BEGIN_BLOCK};
 
 use close::CloseStream;
