@@ -11,6 +11,8 @@ PURSE_DEPS=(pcscd libpcsclite-dev vsmartcard-vpcd pkg-config pcsc-tools)
 # The browser end-to-end test (extension/e2e) drives Debian's Chromium; node and npm
 # (the machine's, else Debian's) run it.
 PURSE_DEPS+=(chromium)
+# ...and Debian's Firefox ESR (driven by puppeteer-core over WebDriver BiDi).
+PURSE_DEPS+=(firefox-esr)
 # The clearing office's PostgreSQL tests start a throw-away server (scripts/lib/postgres.sh).
 PURSE_DEPS+=(postgresql)
 command -v npm >/dev/null 2>&1 || PURSE_DEPS+=(nodejs npm)
