@@ -31,9 +31,9 @@ fn vm_hwm_mib(pid: u32) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-async fn big(n: usize, bodies: &Path) {
-    let office = Office::start("bench-big", 2 << 30).await;
-    let cred = office.register("m1", SAM, 978, 1).await;
+/// Writes the big batch to `bodies`/big.json (the baseline's input too) and, when
+/// `upload`, times the office on it.
+async fn big(n: usize, bodies: &Path, upload: bool) {
     let t = Instant::now();
     let batch = make_batch(
         &issuer_keys(),
@@ -51,6 +51,11 @@ async fn big(n: usize, bodies: &Path) {
         body.len() / 1_000_000,
         t.elapsed()
     );
+    if !upload {
+        return;
+    }
+    let office = Office::start("bench-big", 2 << 30).await;
+    let cred = office.register("m1", SAM, 978, 1).await;
     let t = Instant::now();
     let r = office.upload(&cred, &body).await;
     let secs = t.elapsed().as_secs_f64();
@@ -87,13 +92,34 @@ async fn series(label: &str, count: usize, per: usize) -> Vec<f64> {
     times
 }
 
+/// The median of a few seconds.
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The first and the last batches as the medians of the first and last `EDGE` (one
+/// batch's time on a shared machine is noise-prone), and their ratio.
 fn report(label: &str, times: &[f64]) {
-    let (first, last) = (times[0], times[times.len() - 1]);
+    const EDGE: usize = 5;
+    let n = times.len();
+    let edge = EDGE.min(n);
+    let (first, last) = (median(&times[..edge]), median(&times[n - edge..]));
     println!(
-        "{label}: {} batches of 10,000: 1st {first:.3} s, 100th {last:.3} s, ratio {:.2}",
-        times.len(),
-        last / first
+        "{label}: {n} batches of 10,000: 1st {first:.3} s, {n}th {last:.3} s, ratio {:.2} \
+         (medians of batches 1-{edge} and {}-{n}; single: 1st {:.3} s, last {:.3} s)",
+        last / first,
+        n - edge + 1,
+        times[0],
+        times[n - 1]
     );
+}
+
+/// Whether part `name` runs: `CLEARING_BENCH_ONLY` is a comma-separated list of
+/// `big`, `sqlite`, `postgresql`, `baseline` (all when unset).
+fn part(name: &str) -> bool {
+    std::env::var("CLEARING_BENCH_ONLY").map_or(true, |v| v.split(',').any(|p| p.trim() == name))
 }
 
 /// `purse-issuer clear` on `batch` with `state`: seconds and max RSS (MiB).
@@ -174,15 +200,22 @@ fn main() {
     rt.block_on(async {
         // SQLite first: Office::start picks PostgreSQL when the variable is set.
         std::env::remove_var("CLEARING_TEST_PG_URL");
-        big(n, &dir).await;
-        series("office (sqlite)", 100, 10_000).await;
-        if let Some(url) = &pg {
+        if part("big") || part("baseline") {
+            big(n, &dir, part("big")).await;
+        }
+        if part("sqlite") {
+            series("office (sqlite)", 100, 10_000).await;
+        }
+        if !part("postgresql") {
+        } else if let Some(url) = &pg {
             std::env::set_var("CLEARING_TEST_PG_URL", url);
             series("office (postgresql)", 100, 10_000).await;
         } else {
             println!("office (postgresql): skipped, run scripts/bench-clearing to include it");
         }
     });
-    baseline(&dir, n);
+    if part("baseline") {
+        baseline(&dir, n);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

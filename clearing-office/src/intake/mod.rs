@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use crate::clones;
 use crate::db::batches::{self, BatchRow};
 use crate::db::registry::SamRow;
-use crate::db::{now, Db};
+use crate::db::{now, Backend, Db};
 use decision::{currency_code, Decision, PayoutLine, ProblemOut, Problems};
 use spool::Spooled;
 
@@ -120,7 +120,15 @@ impl Intake {
                 continue;
             }
             let t = std::time::Instant::now();
-            let step = records_step(&mut txn, batch_id, sam, &chunk, problems.is_empty()).await;
+            let step = records_step(
+                &mut txn,
+                self.db.backend,
+                batch_id,
+                sam,
+                &chunk,
+                problems.is_empty(),
+            )
+            .await;
             db_time += t.elapsed();
             match step {
                 Ok(found) => {
@@ -249,20 +257,27 @@ fn registration_problems(sam: &SamRow, head: &parse::Head) -> Vec<ProblemOut> {
 /// claim that makes it a suspected clone when another SAM made it.
 async fn records_step(
     txn: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
     batch_id: i64,
     sam: &SamRow,
     chunk: &verify::Chunk,
     clean: bool,
 ) -> anyhow::Result<Vec<(Problem, Option<clones::Claim>)>> {
     if clean {
-        let n =
-            batches::insert_records(txn, batch_id, sam.sam_id, chunk.first_index, &chunk.records)
-                .await?;
+        let n = batches::insert_records(
+            txn,
+            backend,
+            batch_id,
+            sam.sam_id,
+            chunk.first_index,
+            &chunk.records,
+        )
+        .await?;
         if n == chunk.records.len() as u64 {
             return Ok(Vec::new());
         }
     }
-    let found = batches::conflicts(txn, batch_id, &chunk.records).await?;
+    let found = batches::conflicts(txn, backend, batch_id, &chunk.records).await?;
     if found.is_empty() {
         return Ok(Vec::new());
     }
