@@ -185,7 +185,7 @@ impl Engine {
             }
             p.status = Status::Failed;
             p.failure = Some(Failure {
-                code: "clearing_refused".into(),
+                code: rows::CLEARING_REFUSED.into(),
                 message: format!(
                     "the clearing office refused this payment's record in batch {close_seq} \
                      (it cannot verify it): the merchant is not paid for it"
@@ -193,7 +193,7 @@ impl Engine {
             });
             p.next_due_at = None;
             p.updated_at = now;
-            ops.push(rows::put_payment(p));
+            ops.push(rows::put_clearing_refused(p));
             ops.push(self.event(p, "payment.clearing_refused"));
         }
         let committed = self.store.submit(ops);

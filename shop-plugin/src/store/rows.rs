@@ -38,6 +38,26 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
 /// Inserts or updates a payment. Refuses to move a stored terminal status (the check is
 /// in SQL, so no caller can regress a payment by accident).
 pub fn put_payment(p: &Payment) -> Op {
+    put_checked(p, |from, to| from.may_become(to))
+}
+
+/// The failure code of a payment whose record the clearing office refused.
+pub const CLEARING_REFUSED: &str = "clearing_refused";
+
+/// Stores a payment the clearing office refused: the one documented move out of a
+/// terminal status, `succeeded` to `failed` with the failure `clearing_refused`
+/// (the record the shop was paid on never reaches the merchant). Nothing else passes.
+pub fn put_clearing_refused(p: &Payment) -> Op {
+    let refused = p.status == Status::Failed
+        && p.failure
+            .as_ref()
+            .is_some_and(|f| f.code == CLEARING_REFUSED);
+    put_checked(p, move |from, to| {
+        from.may_become(to) || (refused && from == Status::Succeeded)
+    })
+}
+
+fn put_checked(p: &Payment, allowed: impl Fn(Status, Status) -> bool + Send + 'static) -> Op {
     let p = p.clone();
     // Serialized by the caller's thread: the writer thread is the one serial stage.
     let data = to_json(&p);
@@ -51,7 +71,7 @@ pub fn put_payment(p: &Payment) -> Op {
         )
         .optional()?;
         if let Some(s) = stored.as_deref().and_then(Status::parse) {
-            if !s.may_become(p.status) {
+            if !allowed(s, p.status) {
                 return Err(rusqlite::Error::ToSqlConversionFailure(
                     format!(
                         "payment {} may not move from {} to {}",

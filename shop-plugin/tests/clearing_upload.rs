@@ -1,0 +1,422 @@
+//! `settle` against the real clearing office: the `clearing-office` binary on loopback
+//! (plain HTTP, its own SQLite file, the tests' issuer keys), the SAM registered through
+//! the operator API. Accepted and recorded; the same batch sent again after a lost
+//! answer gets the same decision; an office that is down (killed, then restarted on the
+//! same database) delivers nothing until it is back; a captive portal's 200 page is not
+//! a delivery; a batch rejected for a record whose TAC does not verify is corrected
+//! (closed again without it, its payment failed `clearing_refused`) and accepted.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Method;
+use purse::card::{Card, CardState};
+use purse::{Amount, CardId, Currency, Key, KeyVersion, Rnd};
+use serde_json::{json, Value};
+use shop_plugin::outbound::Outbound;
+use shop_plugin::settlement::batches;
+use shop_plugin::settlement::office::OfficeLink;
+use shop_plugin::settlement::Settler;
+use support::{issuer, Plugin, TestCard, T0};
+
+const OPERATOR: &str = "operator-token-for-shop-tests";
+const SAM: &str = "5a00000000000007";
+
+/// The office binary, built once per test run (beside this test's own target dir).
+fn office_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args([
+            "build",
+            "-q",
+            "-p",
+            "clearing-office",
+            "--bin",
+            "clearing-office",
+        ]);
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("cargo build clearing-office");
+        assert!(st.success(), "building clearing-office failed");
+        let exe = std::env::current_exe().expect("test exe");
+        // target/<profile>/deps/<test> -> target/<profile>/clearing-office
+        exe.parent()
+            .and_then(Path::parent)
+            .expect("target dir")
+            .join("clearing-office")
+    })
+}
+
+fn private(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// The office process on a fixed loopback port (so a restart keeps its URL).
+struct Office {
+    config: PathBuf,
+    url: String,
+    child: Option<Child>,
+}
+
+impl Office {
+    fn start(dir: &Path) -> Office {
+        let dir = dir.join("office");
+        std::fs::create_dir_all(dir.join("spool")).expect("dir");
+        private(
+            &dir.join("issuer-keys.json"),
+            &issuer().to_json().expect("keys"),
+        );
+        let out = Command::new(office_bin())
+            .args(["hotlist-key", "--out"])
+            .arg(dir.join("hotlist.key"))
+            .output()
+            .expect("hotlist-key");
+        assert!(out.status.success());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(OPERATOR));
+        let config = dir.join("office.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\ndatabase = \"sqlite:{}\"\n\
+                 issuer_keys = \"issuer-keys.json\"\nhotlist_key = \"hotlist.key\"\n\
+                 operator_token_sha256 = [\"{hash}\"]\nspool_dir = \"{}\"\n\
+                 max_batch_bytes = 10000000\nplain_http = true\n",
+                dir.join("office.db").display(),
+                // Absolute: the office takes spool_dir as given.
+                dir.join("spool").display()
+            ),
+        )
+        .expect("config");
+        let mut o = Office {
+            config,
+            url: format!("http://127.0.0.1:{port}"),
+            child: None,
+        };
+        o.spawn();
+        o
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(office_bin())
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn office");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        loop {
+            let line = lines.next().expect("the office ended").expect("line");
+            if line.starts_with("listening on ") {
+                break;
+            }
+        }
+        // Keep draining stderr (shown with CLEARING_TEST_LOG=1).
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if std::env::var_os("CLEARING_TEST_LOG").is_some() {
+                    eprintln!("office: {line}");
+                }
+            }
+        });
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    async fn call(&self, method: Method, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let client = Outbound::new(None, Duration::from_secs(10)).expect("client");
+        let a = client
+            .exchange(
+                method,
+                &format!("{}{path}", self.url),
+                Some(Bytes::from(body.to_string())),
+                &[("authorization", format!("Bearer {token}"))],
+            )
+            .await
+            .expect("exchange");
+        (
+            a.status,
+            serde_json::from_slice(&a.body).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Registers the tests' SAM; returns its credential.
+    async fn register(&self) -> String {
+        let (s, _) = self
+            .call(
+                Method::POST,
+                "/v1/merchants",
+                OPERATOR,
+                json!({"id": "shop1", "name": "Shop 1"}),
+            )
+            .await;
+        assert_eq!(s, 201);
+        let (s, v) = self
+            .call(
+                Method::POST,
+                "/v1/sams",
+                OPERATOR,
+                json!({"sam_id": SAM, "merchant_id": "shop1", "currency": 978,
+                       "key_version": 1, "card_key_versions": [1]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        v["credential"].as_str().expect("credential").to_string()
+    }
+}
+
+impl Drop for Office {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn settler(p: &Plugin, url: &str, credential: &str) -> Settler {
+    Settler {
+        outbox: p.dir.join("outbox"),
+        office: Some(OfficeLink {
+            url: url.to_string(),
+            credential: credential.to_string().into(),
+            attempts: 2,
+            first_delay: Duration::from_millis(20),
+        }),
+        client: Outbound::new(None, Duration::from_secs(10)).expect("client"),
+        auto_correct: false,
+    }
+}
+
+async fn rows(p: &Plugin) -> Vec<batches::BatchRow> {
+    p.app
+        .engine
+        .store()
+        .read(batches::list)
+        .await
+        .expect("rows")
+}
+
+fn answer(r: &batches::BatchRow) -> Value {
+    serde_json::from_str(r.answer.as_deref().expect("an answer")).expect("json")
+}
+
+#[tokio::test]
+async fn accepted_recorded_and_the_same_batch_after_a_lost_answer_gets_the_same_decision() {
+    let p = Plugin::start("clear-accept").await;
+    let office = Office::start(&p.dir);
+    let credential = office.register().await;
+    p.pay(&mut TestCard::new(41, 10_000), 1250).await;
+
+    // Day 1 goes out and its answer is lost: the office has it, the plugin does not know.
+    let s = settler(&p, &office.url, &credential);
+    let r1 = s.run(&p.app.engine, false).await.expect("settle");
+    assert_eq!(r1.posted, [1]);
+    let first = answer(&rows(&p).await[0]);
+    assert_eq!(first["decision"], "accepted");
+    assert_eq!(first["payout"]["net"], 1250);
+    p.app
+        .engine
+        .store()
+        .commit(vec![Box::new(|tx: &rusqlite::Transaction<'_>| {
+            tx.execute(
+                "UPDATE batches SET posted_at = NULL, decision = NULL, answer = NULL",
+                [],
+            )?;
+            Ok(())
+        })])
+        .await
+        .expect("forget the answer");
+    let r2 = s.run(&p.app.engine, false).await.expect("settle again");
+    assert_eq!((r2.posted, r2.post_error), (vec![1], None));
+    assert_eq!(
+        answer(&rows(&p).await[0]),
+        first,
+        "the office's stored answer"
+    );
+
+    // A wrong credential: refused, not delivered, not retried within the run.
+    p.pay(&mut TestCard::new(42, 10_000), 300).await;
+    p.set_time(T0 + 86_400);
+    let bad = settler(&p, &office.url, &format!("{SAM}.{}", "0".repeat(64)));
+    let r3 = bad.run(&p.app.engine, false).await.expect("settle");
+    assert_eq!(
+        r3.post_error.as_deref(),
+        Some("batch 2: HTTP 401 invalid_credential")
+    );
+    assert_eq!(rows(&p).await[1].attempts, 1);
+    let r4 = s.run(&p.app.engine, false).await.expect("settle");
+    assert_eq!(r4.posted, [2]);
+}
+
+#[tokio::test]
+async fn an_office_down_or_a_captive_portal_delivers_nothing_until_the_office_answers() {
+    let p = Plugin::start("clear-down").await;
+    let mut office = Office::start(&p.dir);
+    let credential = office.register().await;
+    p.pay(&mut TestCard::new(43, 10_000), 700).await;
+
+    // A captive portal: 200 with its login page.
+    let portal = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let portal_url = format!("http://{}", portal.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = portal.accept().await {
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|_req| async {
+                    let mut r = hyper::Response::new(Full::new(Bytes::from_static(
+                        b"<html><body>Sign in to the Wi-Fi</body></html>",
+                    )));
+                    r.headers_mut().insert(
+                        "content-type",
+                        hyper::header::HeaderValue::from_static("text/html"),
+                    );
+                    Ok::<_, std::convert::Infallible>(r)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    let r = settler(&p, &portal_url, &credential)
+        .run(&p.app.engine, false)
+        .await
+        .expect("settle");
+    assert!(r.posted.is_empty());
+    assert!(
+        r.post_error
+            .as_deref()
+            .is_some_and(|e| e.contains("not the office's decision")),
+        "{r:?}"
+    );
+    assert!(rows(&p).await[0].posted_at.is_none());
+
+    // The office is down (killed): nothing delivered, tried twice.
+    office.kill();
+    let s = settler(&p, &office.url, &credential);
+    let r = s.run(&p.app.engine, false).await.expect("settle");
+    assert!(r.posted.is_empty() && r.post_error.is_some(), "{r:?}");
+    let row = &rows(&p).await[0];
+    assert_eq!((row.posted_at, row.attempts), (None, 4));
+
+    // Back on the same database: delivered and accepted.
+    office.spawn();
+    let r = s.run(&p.app.engine, false).await.expect("settle");
+    assert_eq!((r.posted, r.post_error), (vec![1], None));
+    assert_eq!(rows(&p).await[0].decision.as_deref(), Some("accepted"));
+}
+
+/// A card whose TAC key is not the issuer's: the SAM cannot tell, the office can.
+fn forged_card(id: u8) -> TestCard {
+    let card_id = CardId([0x10, 0, 0, 0, 0, 0, 0, id]);
+    let m = issuer();
+    let m = m.get(KeyVersion(1)).expect("kv");
+    let state = CardState::new(
+        card_id,
+        KeyVersion(1),
+        Currency::EUR,
+        Amount(10_000),
+        m.k_pur(card_id),
+        Key::from_bytes([0x77; 16]),
+    );
+    let mut n = 0u8;
+    TestCard {
+        card: Card::new(
+            state,
+            Box::new(move || {
+                n = n.wrapping_add(1);
+                Rnd([n ^ id; 16])
+            }),
+        ),
+    }
+}
+
+#[tokio::test]
+async fn a_batch_rejected_for_a_bad_tac_is_corrected_and_accepted() {
+    let p = Plugin::start("clear-correct").await;
+    let office = Office::start(&p.dir);
+    let credential = office.register().await;
+    let (good, _) = p.pay(&mut TestCard::new(44, 10_000), 500).await;
+    let (bad, _) = p.pay(&mut forged_card(45), 800).await;
+
+    let mut s = settler(&p, &office.url, &credential);
+    let r = s.run(&p.app.engine, false).await.expect("settle");
+    assert!(r.posted.is_empty());
+    assert_eq!(r.rejected.len(), 1);
+    assert!(
+        r.rejected[0].why[0].starts_with("E_TAC SAM_TxSeq 2 "),
+        "{r:?}"
+    );
+    assert_eq!(rows(&p).await[0].decision.as_deref(), Some("rejected"));
+    // Nothing happens by itself: the next run reports the rejection again.
+    let again = s.run(&p.app.engine, false).await.expect("settle");
+    assert_eq!(again.rejected, r.rejected);
+
+    // By policy: corrected in the run and accepted.
+    s.auto_correct = true;
+    let r = s.run(&p.app.engine, false).await.expect("settle");
+    assert_eq!(r.corrected.len(), 1);
+    assert_eq!(r.corrected[0].excluded, [2]);
+    assert_eq!((r.posted, r.rejected.len()), (vec![1], 0));
+    let row = &rows(&p).await[0];
+    let a = answer(row);
+    assert_eq!(
+        (a["transaction_count"].as_u64(), a["gross"].as_u64()),
+        (Some(1), Some(500))
+    );
+    let file: Value =
+        serde_json::from_slice(&std::fs::read(row.file.as_deref().expect("file")).expect("read"))
+            .expect("json");
+    assert_eq!(file["totals"]["count"], 1);
+
+    // The refused payment: failed, clearing_refused, with its event; the other kept.
+    let (_, pb) = p
+        .merchant("GET", &format!("/v1/payments/{bad}"), None)
+        .await;
+    assert_eq!(pb["status"], "failed");
+    assert_eq!(pb["failure"]["code"], "clearing_refused");
+    let (_, pg) = p
+        .merchant("GET", &format!("/v1/payments/{good}"), None)
+        .await;
+    assert_eq!(pg["status"], "succeeded");
+    let kinds: Vec<String> = p
+        .app
+        .engine
+        .store()
+        .read(move |c: &rusqlite::Connection| {
+            let mut st = c.prepare("SELECT type FROM events WHERE payment_id = ?1 ORDER BY seq")?;
+            let v = st
+                .query_map([&bad], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>();
+            v
+        })
+        .await
+        .expect("events");
+    assert_eq!(
+        kinds.last().map(String::as_str),
+        Some("payment.clearing_refused")
+    );
+    // A correction of an accepted batch is refused.
+    assert!(s.correct(&p.app.engine, 1).await.is_err());
+}
