@@ -11,6 +11,7 @@ pub mod apdu;
 pub mod commands;
 pub mod crypto;
 pub mod error;
+pub mod hotlist;
 pub mod keys;
 pub mod macs;
 pub mod types;
