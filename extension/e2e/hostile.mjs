@@ -2,8 +2,8 @@
 // after the day's batch: the Pay button's activation delay against a provoked click;
 // a shop rushing time-cycle TICKs (it shows a longer period than its SAM uses, so its
 // real SAM hands out valid TICKs at once); every proxy status between the shop and the
-// extension on the DEBIT answer's delivery; the extension reloaded and the browser
-// killed between the card's answer and its storage (the native host's held copy
+// extension on the DEBIT answer's delivery; the extension's service worker stopped and
+// the browser killed between the card's answer and its storage (the native host's held copy
 // delivers it); a recovery in which the shop asks for the card's other records.
 // The shop's side is the proxy in front of the real plugin (lib/hostile-proxy.mjs).
 
@@ -38,8 +38,16 @@ export function hostileShop(test, env) {
     await w.close();
   }
 
-  async function heldCount() {
-    return (await ctx().S.host.call({ type: 'status' })).held;
+  /** The ids of the answers the native host holds (acknowledged ones are gone). */
+  async function heldIds() {
+    return (await ctx().S.host.call({ type: 'held' })).responses.map((h) => h.held_id);
+  }
+
+  /** The one answer the host took since `before` (a list of held ids). */
+  async function newlyHeld(before) {
+    const fresh = (await heldIds()).filter((h) => !before.includes(h));
+    assert.equal(fresh.length, 1, `the host holds the card's answer: ${fresh}`);
+    return fresh[0];
   }
 
   test('hostile shop: a fresh card for the hostile scenarios', async () => {
@@ -129,60 +137,114 @@ export function hostileShop(test, env) {
 
   /**
    * The extension's own copy of the DEBIT answer never gets stored (the fault the test
-   * cannot cause by timing): when the flow stores it, `then` runs in the service worker
-   * instead ('reload' the extension, or freeze it for a kill).
+   * cannot cause by timing): when the flow stores it, the service worker freezes there.
+   * Gives {frozen}: resolves once it is frozen (the card has answered; the host holds
+   * its copy).
    */
-  async function dieBeforeStoring(B, then) {
-    await B.browser.worker.evaluate((mode) => {
+  async function freezeBeforeStoring(B) {
+    const frozen = B.browser.worker.waitForEvent('console', { predicate: (m) => m.text().includes('[e2e] frozen'), timeout: 30000 });
+    await B.browser.worker.evaluate(() => {
       const st = globalThis.purse.pending.storage;
       const set = st.set;
       st.set = (k, v) => {
         if (Object.values(v ?? {}).some((r) => r.kind === 'answer')) {
-          if (mode === 'reload') chrome.runtime.reload();
-          else console.info('[e2e] frozen before storing the DEBIT answer');
+          console.info('[e2e] frozen before storing the DEBIT answer');
           return new Promise(() => {});
         }
         return set(k, v);
       };
-    }, then);
+    });
+    return { frozen };
   }
 
-  const UNFINISHED = { todo: 'the reloaded service worker is not yet picked up by the harness (see the H4 report)' };
-  test('the extension restarted between the DEBIT and its delivery: the held answer is delivered, paid once', UNFINISHED, async () => {
-    const { B, say } = ctx();
-    const heldBefore = await heldCount();
-    await dieBeforeStoring(B, 'reload');
-    const reloaded = B.browser.context.waitForEvent('serviceworker', { timeout: 20000 });
-    const w = await B.buy('tea');
-    const id = await B.orderId();
-    await B.pressPay(w);
-    await B.nextWorker(reloaded);
-    const order = await B.orderReaches(id, 'paid');
-    assert.equal(order.charged_total, TEA);
-    balance -= TEA;
-    assert.equal(await B.cardBalance(), balance, 'debited once');
-    assert.deepEqual(await B.pendingRecords(), []);
-    assert.equal(await heldCount(), heldBefore, "the host's held copy was delivered and acknowledged");
-    say('extension reloaded between the DEBIT and storing its answer: the host\'s held copy went to the shop at the next start; paid once');
-  });
+  /**
+   * Stops the extension's service worker as the browser does (DevTools' "stop", over
+   * CDP from one of the extension's pages) and resolves once it is stopped. Playwright's
+   * worker handle then evaluates in the worker's next start.
+   */
+  async function stopWorker(B, extensionPage) {
+    const cdp = await B.browser.context.newCDPSession(extensionPage);
+    const script = B.browser.worker.url();
+    const seen = new Map();
+    let changed = () => {};
+    cdp.on('ServiceWorker.workerVersionUpdated', ({ versions }) => {
+      for (const v of versions) seen.set(v.versionId, v);
+      changed();
+    });
+    const waitFor = async (status) => {
+      for (;;) {
+        const mine = [...seen.values()].filter((v) => v.scriptURL === script);
+        if (mine.length && mine.every((v) => v.runningStatus === status)) return mine;
+        await new Promise((r) => { changed = r; });
+      }
+    };
+    await cdp.send('ServiceWorker.enable');
+    const running = (await waitFor('running')).map((v) => v.versionId);
+    for (const versionId of running) await cdp.send('ServiceWorker.stopWorker', { versionId });
+    await waitFor('stopped');
+    await cdp.detach();
+  }
 
-  test('the browser killed between the DEBIT and its delivery: paid once after the restart', UNFINISHED, async () => {
+  /** Resolves once the extension keeps no record (its storage's change events). */
+  function nothingKept(B) {
+    return B.browser.worker.evaluate(() => new Promise((resolve) => {
+      const check = async () => {
+        const all = (await chrome.storage.local.get('pendingDeliveries')).pendingDeliveries ?? {};
+        if (Object.keys(all).length > 0) return;
+        chrome.storage.onChanged.removeListener(check);
+        resolve();
+      };
+      chrome.storage.onChanged.addListener(check);
+      check();
+    }));
+  }
+
+  test('the extension restarted between the DEBIT and its delivery: the held answer is delivered, paid once', async () => {
     const { B, say } = ctx();
-    const heldBefore = await heldCount();
-    await dieBeforeStoring(B, 'freeze');
-    const frozen = B.browser.worker.waitForEvent('console', { predicate: (m) => m.text().includes('[e2e] frozen'), timeout: 20000 });
+    const before = await heldIds();
+    const { frozen } = await freezeBeforeStoring(B);
     const w = await B.buy('tea');
     const id = await B.orderId();
     await B.pressPay(w);
     await frozen;
+    await stopWorker(B, w);
+    assert.equal((await B.shopOrder(id)).status, 'processing', 'the shop has no answer yet');
+    const held = await newlyHeld(before);
+    // The shopper opens the popup: the worker starts again and delivers what it kept.
+    const popup = await B.browser.context.newPage();
+    await popup.goto(w.url().replace(/ui\/confirm\.html.*$/, 'ui/popup.html'));
+    const order = await B.orderReaches(id, 'paid');
+    assert.equal(order.charged_total, TEA);
+    await nothingKept(B);
+    balance -= TEA;
+    assert.equal(await B.cardBalance(), balance, 'debited once');
+    assert.ok(!(await heldIds()).includes(held), "the host's held copy was delivered and acknowledged");
+    say('service worker stopped between the DEBIT and storing its answer: at its next start the host\'s held copy went to the shop; paid once');
+    await popup.close();
+    await w.close();
+    // The page's own request died with the worker (it still shows "Paying…"): the
+    // shopper reloads it.
+    await B.shop.reload();
+    await B.shop.waitForFunction(() => window.PurseCheckout !== undefined);
+  });
+
+  test('the browser killed between the DEBIT and its delivery: paid once after the restart', async () => {
+    const { B, say } = ctx();
+    const before = await heldIds();
+    const { frozen } = await freezeBeforeStoring(B);
+    const w = await B.buy('tea');
+    const id = await B.orderId();
+    await B.pressPay(w);
+    await frozen;
+    const held = await newlyHeld(before);
     await B.kill();
     say('browser killed after the card answered; started again');
     const order = await B.orderReaches(id, 'paid');
     assert.equal(order.charged_total, TEA);
+    await nothingKept(B);
     balance -= TEA;
     assert.equal(await B.cardBalance(), balance, 'debited once');
-    assert.deepEqual(await B.pendingRecords(), []);
-    assert.equal(await heldCount(), heldBefore, "the host's held copy was delivered and acknowledged");
+    assert.ok(!(await heldIds()).includes(held), "the host's held copy was delivered and acknowledged");
     say('after the browser was killed the held answer reached the shop: paid once');
   });
 
