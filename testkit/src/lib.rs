@@ -1,6 +1,6 @@
 //! Test support for the purse on the real PC/SC stack (pcscd + vsmartcard's vpcd): the
-//! two vpcd slots and a machine-wide lock per slot, test directories and card state
-//! files, the card emulator as a process or in a thread ([`emulator`]) and PC/SC helpers
+//! two vpcd slots and a machine-wide lock per slot, test directories, card state files
+//! and SAM card files, the card emulators as a process or in a thread ([`emulator`]) and PC/SC helpers
 //! ([`reader`]). A dev-dependency of the crates whose tests need real parts.
 //!
 //! Tests that need PC/SC FAIL with a clear message when pcscd is not running; they never
@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use purse::card::CardState;
-use purse::keys::MasterKeys;
-use purse::{Amount, CardId, Currency, Key, KeyVersion};
+use purse::keys::{IssuerKeys, MasterKeys, SamKeys};
+use purse::sam_applet::SamState;
+use purse::{Amount, CardId, Currency, Key, KeyVersion, SamId};
 use secure_files::{read_private, write_atomic, FileLock};
 
 pub use emulator::{Emulator, EmulatorStatus};
@@ -144,4 +145,38 @@ pub fn write_card_state(path: &Path, state: &CardState) {
 pub fn read_card_state(path: &Path) -> CardState {
     let json = read_private(path).unwrap_or_else(|e| panic!("{e:#}"));
     CardState::from_json(&json).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The issuer's keys of [`test_master_keys`] (key version [`TEST_KV`] only), as the
+/// clearing office checks batches with them.
+pub fn test_issuer_keys() -> IssuerKeys {
+    IssuerKeys {
+        versions: [(TEST_KV, test_master_keys())].into(),
+    }
+}
+
+/// A freshly personalised EUR SAM card accepting [`TEST_KV`], as `purse-issuer sam
+/// issue-card` makes it from [`test_issuer_keys`] (with a fixed `K_CTX`).
+pub fn new_sam_card_state(sam_id: SamId) -> SamState {
+    let keys = SamKeys::issue(
+        &test_issuer_keys(),
+        sam_id,
+        Currency::EUR,
+        TEST_KV,
+        &[TEST_KV],
+    )
+    .unwrap_or_else(|e| panic!("SAM keys: {e}"));
+    SamState::personalise(keys, Key::from_bytes([0xC7; 16]))
+}
+
+/// Writes a SAM card file the way the issuer does (atomic, mode 0600).
+pub fn write_sam_card(path: &Path, state: &SamState) {
+    write_atomic(path, state.to_json().as_bytes(), 0o600)
+        .unwrap_or_else(|e| panic!("writing {}: {e:#}", path.display()));
+}
+
+/// Reads a SAM card file, refusing one with a mode other than 0600 or stricter.
+pub fn read_sam_card(path: &Path) -> SamState {
+    let json = read_private(path).unwrap_or_else(|e| panic!("{e:#}"));
+    SamState::from_json(&json).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
