@@ -35,6 +35,7 @@ const PLUGIN = {
   wrong_currency: ['The card holds a currency this shop does not take.', 'Insert a purse card in the shop\'s currency.'],
   card_not_accepted: ['This shop does not accept this card (its key version).', 'Use another purse card, or ask your card issuer for a new card.'],
   card_refused: ['The card refused to start the payment.', 'Take the card out, insert it again and retry; if it still fails, contact your card issuer.'],
+  card_blocked: ['The card issuer has blocked this card (it is on the clearing office\'s hotlist), so nothing was charged.', 'Contact your card issuer; pay with another purse card.'],
   card_answer_invalid: ['The card\'s answer could not be verified, so nothing was charged.', 'Take the card out, insert it again and retry.'],
   card_declined: ['The card declined the debit; nothing was charged.', 'Try again, or insert another purse card.'],
   not_debited: ['The check after the interruption found that the card was not charged.', 'Nothing was charged. Start the payment again from the shop if you still want to buy.'],
@@ -66,6 +67,10 @@ const PLUGIN = {
   currency_not_supported: ['The shop does not take this currency.', 'Contact the shop.'],
   idempotency_key_reused: ['The shop created this payment twice with different terms.', 'Reload the shop\'s page and start the checkout again.'],
   payment_not_cancelable: ['The payment can no longer be cancelled: the card was already asked to pay.', 'Wait for the result.'],
+  // The shop's own settlement (a day's batch corrected after the clearing office refused a
+  // record): never a shopper's step, but explained should it ever reach one.
+  not_correctable: ['The shop\'s payment service could not correct its day\'s batch.', 'Nothing to do for you; the shop must resolve it with its clearing office.'],
+  clearing_refused: ['The clearing office refused the record of this payment, so the shop was not paid for it.', 'Contact the shop if you were charged.'],
 };
 
 const EXTENSION = {
