@@ -74,6 +74,10 @@ pub struct Settlement {
     /// fetches the signed hotlist at `serve`/`settle` start and refuses its cards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hotlist_public_key: Option<String>,
+    /// How often the running `serve` fetches the hotlist again (it also does at start,
+    /// and `settle` at each run).
+    #[serde(default = "default_hotlist_refresh")]
+    pub hotlist_refresh_secs: u64,
     /// How long one upload to the clearing office may take.
     #[serde(default = "default_http_timeout")]
     pub timeout_secs: u64,
@@ -88,6 +92,10 @@ pub struct Settlement {
     /// (what `shop-plugin batches correct <close_seq>` does by hand).
     #[serde(default)]
     pub auto_correct: bool,
+}
+
+fn default_hotlist_refresh() -> u64 {
+    3600
 }
 
 fn default_upload_attempts() -> u32 {
@@ -144,6 +152,17 @@ impl Config {
             c.settlement.clearing_url.is_none() || c.settlement.clearing_credential_file.is_some(),
             "config {}: settlement.clearing_url needs settlement.clearing_credential_file \
              (the SAM's upload credential from the clearing office)",
+            path.display()
+        );
+        anyhow::ensure!(
+            c.settlement.hotlist_public_key.is_none() || c.settlement.clearing_url.is_some(),
+            "config {}: settlement.hotlist_public_key needs settlement.clearing_url (where \
+             the hotlist comes from)",
+            path.display()
+        );
+        anyhow::ensure!(
+            c.settlement.hotlist_refresh_secs > 0,
+            "config {}: settlement.hotlist_refresh_secs must be at least 1",
             path.display()
         );
         Ok(c)

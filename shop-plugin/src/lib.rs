@@ -11,6 +11,7 @@ pub mod config;
 pub mod engine;
 /// Key, card and batch files (one implementation for every binary).
 pub use secure_files as files;
+pub mod hotlist;
 pub mod http;
 pub mod outbound;
 pub mod payment;

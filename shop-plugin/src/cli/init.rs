@@ -107,6 +107,7 @@ pub fn run(config_path: &Path, args: &InitArgs) -> Result<()> {
             clearing_url: args.clearing_url.clone(),
             clearing_credential_file: args.clearing_credential_file.clone(),
             hotlist_public_key: args.hotlist_public_key.clone(),
+            hotlist_refresh_secs: 3600,
             timeout_secs: 10,
             upload_attempts: 3,
             upload_retry_first_ms: 1000,

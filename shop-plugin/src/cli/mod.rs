@@ -38,6 +38,13 @@ pub fn open_app(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<App>> {
             secret_ttl_secs: config.client_secret_ttl_secs,
         },
     )?;
+    let client = Outbound::new(
+        config.tls_ca_file.as_deref(),
+        Duration::from_secs(config.settlement.timeout_secs),
+    )?;
+    if let Some(source) = shop_plugin::hotlist::Source::from_config(config, client)? {
+        engine.set_hotlist_source(source);
+    }
     Ok(Arc::new(App {
         engine,
         api_key_hashes: config.merchant.api_key_sha256.clone(),

@@ -44,6 +44,9 @@ pub async fn run(config_path: &Path) -> Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let app = open_app(&config, clock.clone())?;
 
+    if let Some(source) = app.engine.hotlist_source() {
+        source.spawn(app.clone());
+    }
     let admin_listener = admin::bind(&config.admin_socket())?;
     tokio::spawn(admin::serve(
         Arc::new(Admin::new(app.clone(), settler(&config)?)),

@@ -2,7 +2,7 @@
 //! TICK answer in, ticks of a time-cycle when the shop's clock says they are due, Stop.
 //! The same answer sent twice gets the same result; a different one gets a conflict.
 
-use purse::commands::CardCommand;
+use purse::commands::{CardCommand, InitializeResponse};
 use purse::sam::{Completion, Exchange, SamError};
 use purse::{DateTime, KeyVersion, Mode, Units};
 use serde_json::{json, Value};
@@ -94,7 +94,10 @@ impl Engine {
         }
         let exchange = parse_answer(&Some(answer.clone()))?;
         let now = self.now();
-        let committed = {
+        let blocked = self.hotlisted(&exchange);
+        let committed = if let Some(card) = blocked {
+            Err(card_blocked(card))
+        } else {
             let mut sam = self.sam();
             let begun = sam
                 .begin(p.order, p.rnd_s)
@@ -114,7 +117,7 @@ impl Engine {
                     ];
                     Ok(self.store.submit(ops))
                 }
-                Err(refusal) => Err(refusal),
+                Err(refusal) => Err(refusal_error(&refusal)),
             }
         };
         match committed {
@@ -132,9 +135,22 @@ impl Engine {
                 p.updated_at = now;
                 self.durable(self.store.submit(vec![rows::put_payment(&p)]))
                     .await?;
-                Err(refusal_error(&refusal))
+                Err(refusal)
             }
         }
+    }
+
+    /// The card of an INITIALIZE answer, when the held hotlist names it. Checked on the
+    /// card ID as the card claims it, before the SAM looks at the answer: a card that
+    /// claims another ID to escape the list fails S1 instead.
+    fn hotlisted(&self, exchange: &Exchange) -> Option<purse::CardId> {
+        let Exchange::Answered(r) = exchange else {
+            return None;
+        };
+        let card = InitializeResponse::parse(&r.data).ok()?.card_id;
+        self.hotlist()
+            .is_some_and(|h| h.contains(&card))
+            .then_some(card)
     }
 
     /// Completes the DEBIT or TICK in flight with the card's answer and queues the
@@ -417,6 +433,18 @@ fn sam_conflict(e: SamError) -> ApiError {
 }
 
 /// The shopper-facing error of a refused INITIALIZE (nothing was charged).
+fn card_blocked(card: purse::CardId) -> ApiError {
+    ApiError::new(
+        422,
+        "card_blocked",
+        format!(
+            "card {} is on the clearing office's hotlist (suspected clone); it cannot pay here, \
+             and nothing was charged",
+            card.to_hex()
+        ),
+    )
+}
+
 fn refusal_error(r: &purse::sam::Refusal) -> ApiError {
     use purse::sam::Refusal::*;
     match r {

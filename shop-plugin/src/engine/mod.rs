@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use base64::Engine as _;
+use purse::hotlist::{HotlistError, Verified};
 use purse::keys::SamKeys;
 use purse::sam::{Order, Sam};
 use purse::{Amount, Currency, KeyVersion, Mode, Rnd, Units};
@@ -78,6 +79,10 @@ pub struct Engine {
     poisoned: AtomicBool,
     /// Poked after every durable commit: the webhook worker wakes to send new events.
     outbox: Arc<tokio::sync::Notify>,
+    /// The last good hotlist of the clearing office: its cards are refused at INITIALIZE.
+    hotlist: std::sync::RwLock<Option<Arc<Verified>>>,
+    /// Where the hotlist is fetched from (`settle` refreshes it at each run).
+    hotlist_source: Mutex<Option<crate::hotlist::Source>>,
     /// The test seam of the next close (see [`ClosePause`]); `None` in service.
     close_pause: Mutex<Option<(CloseStage, Arc<ClosePause>)>>,
 }
@@ -94,6 +99,15 @@ pub(crate) fn fresh_rnd() -> Rnd {
     Rnd(r)
 }
 
+/// Why a fetched hotlist was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum HotlistTake {
+    #[error(transparent)]
+    Refused(#[from] HotlistError),
+    #[error("the hotlist could not be stored")]
+    Storage,
+}
+
 pub fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
@@ -107,6 +121,7 @@ impl Engine {
         settings: Settings,
     ) -> Result<Engine, crate::store::StoreError> {
         let snapshot = store.read_now(rows::load_sam_snapshot)?;
+        let hotlist = store.read_now(rows::load_hotlist)?.map(Arc::new);
         let kvs = keys.mk_pur.keys().copied().collect();
         Ok(Engine {
             store,
@@ -118,6 +133,8 @@ impl Engine {
             settings,
             poisoned: AtomicBool::new(false),
             outbox: Arc::default(),
+            hotlist: std::sync::RwLock::new(hotlist),
+            hotlist_source: Mutex::new(None),
             close_pause: Mutex::new(None),
         })
     }
@@ -126,6 +143,40 @@ impl Engine {
     /// of status changes are in those commits).
     pub fn outbox_wake(&self) -> Arc<tokio::sync::Notify> {
         self.outbox.clone()
+    }
+
+    /// The held hotlist (`None` before the first good one).
+    pub fn hotlist(&self) -> Option<Arc<Verified>> {
+        self.hotlist.read().map_or(None, |h| h.clone())
+    }
+
+    pub fn set_hotlist_source(&self, source: crate::hotlist::Source) {
+        if let Ok(mut s) = self.hotlist_source.lock() {
+            *s = Some(source);
+        }
+    }
+
+    pub fn hotlist_source(&self) -> Option<crate::hotlist::Source> {
+        self.hotlist_source.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// Takes a verified hotlist (served as `body`) in place of the held one, durably
+    /// first; an older one than held is refused and the held one kept.
+    pub async fn take_hotlist(&self, list: Verified, body: String) -> Result<(), HotlistTake> {
+        let held = self.hotlist();
+        list.replaces(held.as_deref())?;
+        let op = rows::put_hotlist(&list, body, self.now());
+        self.durable(self.store.submit(vec![op]))
+            .await
+            .map_err(|_| HotlistTake::Storage)?;
+        if let Ok(mut h) = self.hotlist.write() {
+            // Two takes at once: the newer stays (a stored older row is replaced by the
+            // next fetch; the cards in memory are what the checkout uses).
+            if h.as_ref().is_none_or(|c| c.issued_at <= list.issued_at) {
+                *h = Some(Arc::new(list));
+            }
+        }
+        Ok(())
     }
 
     pub fn store(&self) -> &Store {

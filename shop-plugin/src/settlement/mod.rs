@@ -179,6 +179,13 @@ impl Settler {
     /// One settlement run (see the module's rule). The caller owns the engine's SAM:
     /// this is `settle` in-process, or the running server on its admin socket.
     pub async fn run(&self, engine: &Engine, force: bool) -> Result<Report, SettleError> {
+        if let Some(source) = engine.hotlist_source() {
+            // A failed fetch keeps the last good list; settlement goes on.
+            match source.refresh(engine).await {
+                Ok(n) => tracing::info!("hotlist taken: {n} card(s)"),
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
         let store = engine.store().clone();
         let mut rows = store.read(batches::list).await?;
         let now = engine.now();

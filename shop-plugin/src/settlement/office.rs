@@ -158,14 +158,4 @@ impl OfficeLink {
             )),
         }
     }
-
-    /// `GET /v1/hotlist`, the answer's body (verified by the caller).
-    pub async fn hotlist(&self, client: &Outbound) -> Result<Bytes, String> {
-        let url = format!("{}/v1/hotlist", self.url);
-        match client.exchange(Method::GET, &url, None, &[]).await {
-            Ok(a) if a.status == 200 => Ok(a.body),
-            Ok(a) => Err(format!("HTTP {}", a.status)),
-            Err(e) => Err(e.message),
-        }
-    }
 }

@@ -1,5 +1,5 @@
 //! Reading and writing the rows: payments, the SAM's journal and counters, webhook
-//! events, idempotency records and settlement batches. Writes are [`Op`]s for the group
+//! events, idempotency records, settlement batches and the last good hotlist. Writes are [`Op`]s for the group
 //! commit; reads take a connection.
 
 use purse::sam::{Durable, SamTx, Snapshot};
@@ -334,4 +334,42 @@ pub fn insert_batch(close_seq: CloseSeq, created_at: i64, body: String) -> Op {
         )?;
         Ok(())
     })
+}
+
+/// Replaces the held hotlist (verified by the caller) with `list`, served as `body`.
+pub fn put_hotlist(list: &purse::hotlist::Verified, body: String, fetched_at: i64) -> Op {
+    let issued_at = list.issued_at;
+    let cards: Vec<String> = list.cards.iter().map(purse::CardId::to_hex).collect();
+    Box::new(move |tx| {
+        execute(
+            tx,
+            "INSERT INTO hotlist (id, issued_at, cards, body, fetched_at) VALUES (1, ?1, ?2, ?3, ?4)
+             ON CONFLICT (id) DO UPDATE SET issued_at = ?1, cards = ?2, body = ?3, fetched_at = ?4",
+            params![issued_at, to_json(&cards)?, body, fetched_at],
+        )
+        .map(drop)
+    })
+}
+
+/// The held hotlist, if one was ever taken.
+pub fn load_hotlist(conn: &Connection) -> rusqlite::Result<Option<purse::hotlist::Verified>> {
+    let row: Option<(i64, String)> = query_row(
+        conn,
+        "SELECT issued_at, cards FROM hotlist WHERE id = 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()?;
+    let Some((issued_at, cards)) = row else {
+        return Ok(None);
+    };
+    let hex: Vec<String> = from_json(&cards)?;
+    let cards = hex
+        .iter()
+        .map(|h| purse::CardId::from_hex(h))
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+        })?;
+    Ok(Some(purse::hotlist::Verified { issued_at, cards }))
 }

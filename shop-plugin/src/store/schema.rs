@@ -89,6 +89,17 @@ const MIGRATIONS: &[&str] = &[
         old_body     TEXT NOT NULL
     ) STRICT;
     "#,
+    // 4: the last good hotlist of the clearing office (one row): its cards, as verified
+    // when fetched, and the document as served (audit).
+    r#"
+    CREATE TABLE hotlist (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        issued_at  INTEGER NOT NULL,
+        cards      TEXT NOT NULL,
+        body       TEXT NOT NULL,
+        fetched_at INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// Brings the database to the newest schema, each migration in its own transaction.
