@@ -2,6 +2,7 @@
 //! with a clock the test moves, an HTTP client, and purse cards in process.
 #![allow(dead_code)]
 
+pub mod office;
 pub mod receiver;
 pub mod server;
 pub mod steps;

@@ -1,0 +1,194 @@
+//! The real clearing office for the tests: the `clearing-office` binary on loopback
+//! (plain HTTP, its own SQLite file, the tests' issuer keys, a fresh hotlist key), with
+//! its operator API to register the tests' SAM.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::Method;
+use serde_json::{json, Value};
+use shop_plugin::outbound::Outbound;
+
+use super::issuer;
+
+pub const OPERATOR: &str = "operator-token-for-shop-tests";
+pub const SAM: &str = "5a00000000000007";
+
+/// The office binary, built once per test run (beside this test's own target dir).
+fn office_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args([
+            "build",
+            "-q",
+            "-p",
+            "clearing-office",
+            "--bin",
+            "clearing-office",
+        ]);
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("cargo build clearing-office");
+        assert!(st.success(), "building clearing-office failed");
+        let exe = std::env::current_exe().expect("test exe");
+        // target/<profile>/deps/<test> -> target/<profile>/clearing-office
+        exe.parent()
+            .and_then(Path::parent)
+            .expect("target dir")
+            .join("clearing-office")
+    })
+}
+
+fn private(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// The office process on a fixed loopback port (so a restart keeps its URL).
+pub struct Office {
+    config: PathBuf,
+    pub dir: PathBuf,
+    pub url: String,
+    /// The hotlist's Ed25519 public key, hex (what `hotlist-key` printed).
+    pub hotlist_public: String,
+    child: Option<Child>,
+}
+
+impl Office {
+    pub fn start(dir: &Path) -> Office {
+        let dir = dir.join("office");
+        std::fs::create_dir_all(dir.join("spool")).expect("dir");
+        private(
+            &dir.join("issuer-keys.json"),
+            &issuer().to_json().expect("keys"),
+        );
+        let out = Command::new(office_bin())
+            .args(["hotlist-key", "--out"])
+            .arg(dir.join("hotlist.key"))
+            .output()
+            .expect("hotlist-key");
+        assert!(out.status.success());
+        let hotlist_public = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(OPERATOR));
+        let config = dir.join("office.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\ndatabase = \"sqlite:{}\"\n\
+                 issuer_keys = \"issuer-keys.json\"\nhotlist_key = \"hotlist.key\"\n\
+                 operator_token_sha256 = [\"{hash}\"]\nspool_dir = \"{}\"\n\
+                 max_batch_bytes = 10000000\nplain_http = true\n",
+                dir.join("office.db").display(),
+                // Absolute: the office takes spool_dir as given.
+                dir.join("spool").display()
+            ),
+        )
+        .expect("config");
+        let mut o = Office {
+            config,
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
+            hotlist_public,
+            child: None,
+        };
+        o.spawn();
+        o
+    }
+
+    pub fn spawn(&mut self) {
+        let mut child = Command::new(office_bin())
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn office");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        loop {
+            let line = lines.next().expect("the office ended").expect("line");
+            if line.starts_with("listening on ") {
+                break;
+            }
+        }
+        // Keep draining stderr (shown with CLEARING_TEST_LOG=1).
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if std::env::var_os("CLEARING_TEST_LOG").is_some() {
+                    eprintln!("office: {line}");
+                }
+            }
+        });
+        self.child = Some(child);
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub async fn call(&self, method: Method, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let client = Outbound::new(None, Duration::from_secs(10)).expect("client");
+        let a = client
+            .exchange(
+                method,
+                &format!("{}{path}", self.url),
+                Some(Bytes::from(body.to_string())),
+                &[("authorization", format!("Bearer {token}"))],
+            )
+            .await
+            .expect("exchange");
+        (
+            a.status,
+            serde_json::from_slice(&a.body).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Registers the tests' SAM (and its merchant `shop1`); returns its credential.
+    pub async fn register(&self) -> String {
+        let (s, _) = self
+            .call(
+                Method::POST,
+                "/v1/merchants",
+                OPERATOR,
+                json!({"id": "shop1", "name": "Shop 1"}),
+            )
+            .await;
+        assert_eq!(s, 201);
+        self.register_sam(SAM).await
+    }
+
+    /// Registers another EUR SAM (hex SAM_ID) of the merchant `shop1`; its credential.
+    pub async fn register_sam(&self, sam_id: &str) -> String {
+        let (s, v) = self
+            .call(
+                Method::POST,
+                "/v1/sams",
+                OPERATOR,
+                json!({"sam_id": sam_id, "merchant_id": "shop1", "currency": 978,
+                       "key_version": 1, "card_key_versions": [1]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        v["credential"].as_str().expect("credential").to_string()
+    }
+}
+
+impl Drop for Office {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
