@@ -6,10 +6,11 @@
 //!
 //! Modules: [`config`], [`keys`], [`db`] (schema, registry, batches, reports),
 //! [`intake`] (spool, parse, verify, decide), [`clones`], [`hotlist`], [`http`],
-//! [`import`], [`service`] (wiring for `serve`).
+//! [`import`], [`csv_report`] (the CLI's CSV report), [`service`] (wiring for `serve`).
 
 pub mod clones;
 pub mod config;
+pub mod csv_report;
 pub mod db;
 pub mod hotlist;
 pub mod http;

@@ -1,10 +1,11 @@
 //! `clearing-office`: `serve` the API, `import` a `purse-issuer clear` state file,
-//! create the `hotlist-key`, `hash-token` for the configuration.
+//! create the `hotlist-key`, `hash-token` for the configuration, print a day's
+//! reconciliation `report` (CSV or JSON).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use clearing_office::config::Config;
 use clearing_office::db::Db;
@@ -34,6 +35,19 @@ enum Command {
         #[arg(long)]
         state: PathBuf,
     },
+    /// Print a UTC day's reconciliation report: one line per transaction, the payouts.
+    Report {
+        #[arg(long)]
+        config: PathBuf,
+        /// YYYY-MM-DD (UTC)
+        #[arg(long, value_parser = parse_day)]
+        day: String,
+        /// One merchant's (all merchants' when absent).
+        #[arg(long)]
+        merchant: Option<String>,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: Format,
+    },
     /// Create the hotlist signing key (0600) and print its public key.
     HotlistKey {
         #[arg(long)]
@@ -41,6 +55,18 @@ enum Command {
     },
     /// Print the SHA-256 of a token read from standard input (for operator_token_sha256).
     HashToken,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Csv,
+    Json,
+}
+
+fn parse_day(s: &str) -> Result<String, String> {
+    clearing_office::db::reports::is_day(s)
+        .then(|| s.to_string())
+        .ok_or_else(|| "the day is YYYY-MM-DD (UTC)".to_string())
 }
 
 fn main() -> Result<()> {
@@ -63,6 +89,25 @@ fn main() -> Result<()> {
             let db = Db::open(&config.database).await?;
             let (batches, sams, pairs) = clearing_office::import::import(&db, &state).await?;
             println!("imported {batches} batch(es) of {sams} SAM(s), {pairs} settled (card, nt)");
+            Ok(())
+        }),
+        Command::Report {
+            config,
+            day,
+            merchant,
+            format,
+        } => rt.block_on(async {
+            let config = Config::load(&config)?;
+            let db = Db::open(&config.database).await?;
+            let report = db
+                .day_report(&day, merchant.as_deref())
+                .await
+                .context("reading the report")?;
+            let text = match format {
+                Format::Csv => clearing_office::csv_report::day_report(&report),
+                Format::Json => serde_json::to_string_pretty(&report)? + "\n",
+            };
+            std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())?;
             Ok(())
         }),
         Command::HotlistKey { out } => {

@@ -1,12 +1,15 @@
 //! What operators and merchants read: batches and their problems, payouts per merchant,
 //! and reconciliation reports per batch and per day, shaped like an acquirer's (Stripe's
 //! balance transactions and payouts): one line per transaction with gross, fee and net,
-//! and the merchant's payout line.
+//! and the merchant's payout line. An unresolved transaction the operator decided
+//! `debited` is owed to the merchant too: an `adjustment` line and a payout of its own,
+//! on the day of the decision.
 
 use anyhow::Result;
 use purse::{CardId, Currency, SamId};
 use serde::Serialize;
 
+use super::unresolved::Debited;
 use super::{id64, id_bytes, int, text, Db};
 use crate::intake::decision::currency_code;
 
@@ -26,12 +29,16 @@ pub struct BatchSummary {
     pub body_sha256: String,
 }
 
-/// A transaction as a balance-transaction line.
+/// A transaction as a balance-transaction line (`payment`, or `adjustment` for an
+/// unresolved transaction decided `debited`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Line {
     pub id: String,
     #[serde(rename = "type")]
     pub kind: &'static str,
+    pub payout_id: String,
+    pub batch_id: i64,
+    pub sam_id: String,
     pub card_id: String,
     pub nt: i64,
     pub sam_tx_seq: i64,
@@ -42,10 +49,13 @@ pub struct Line {
     pub net: i64,
 }
 
-/// The merchant's payout for one batch.
+/// The merchant's payout for one batch (`batch`) or one unresolved transaction decided
+/// `debited` (`unresolved_debited`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Payout {
     pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
     pub merchant_id: String,
     pub batch_id: i64,
     pub currency: String,
@@ -87,6 +97,7 @@ fn code(numeric: i64) -> String {
 fn payout(b: &BatchSummary) -> Payout {
     Payout {
         id: format!("po_{}", b.batch_id),
+        kind: "batch",
         merchant_id: b.merchant_id.clone(),
         batch_id: b.batch_id,
         currency: b.currency.clone(),
@@ -95,6 +106,61 @@ fn payout(b: &BatchSummary) -> Payout {
         transaction_count: b.transaction_count,
         created: b.received_at,
         day: b.day.clone(),
+    }
+}
+
+/// Whether `s` has the form of a report's day, `YYYY-MM-DD`.
+pub fn is_day(s: &str) -> bool {
+    s.len() == 10
+        && s.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        })
+}
+
+/// The reconciliation report of a UTC day.
+#[derive(Clone, Debug, Serialize)]
+pub struct DayReport {
+    pub object: &'static str,
+    pub day: String,
+    pub merchant_id: Option<String>,
+    pub payouts: Vec<Payout>,
+    pub balance_transactions: Vec<Line>,
+}
+
+fn debited_payout(d: &Debited) -> Payout {
+    Payout {
+        id: d.payout_id(),
+        kind: "unresolved_debited",
+        merchant_id: d.merchant_id.clone(),
+        batch_id: d.first_batch_id,
+        currency: code(d.currency),
+        amount: d.amount,
+        fee: 0,
+        transaction_count: 1,
+        created: d.decided_at,
+        day: d.day.clone(),
+    }
+}
+
+fn debited_line(d: &Debited) -> Line {
+    Line {
+        id: format!("adj_{}_{}", d.sam_id.to_hex(), d.sam_tx_seq),
+        kind: "adjustment",
+        payout_id: d.payout_id(),
+        batch_id: d.first_batch_id,
+        sam_id: d.sam_id.to_hex(),
+        card_id: d.card_id.to_hex(),
+        nt: d.nt,
+        sam_tx_seq: d.sam_tx_seq,
+        created: d.decided_at,
+        currency: code(d.currency),
+        amount: d.amount,
+        fee: 0,
+        net: d.amount,
     }
 }
 
@@ -137,7 +203,8 @@ impl Db {
         Ok(Some((summary(&r)?, response.unwrap_or_default())))
     }
 
-    /// A merchant's payouts: one per accepted batch, newest first.
+    /// A merchant's payouts: one per accepted batch and one per unresolved transaction
+    /// decided `debited`, newest first.
     pub async fn payouts(&self, merchant: &str) -> Result<Vec<Payout>> {
         let rows = sqlx::query(&format!(
             "{SUMMARY} WHERE merchant_id = $1 AND decision = 'accepted' ORDER BY id DESC"
@@ -145,9 +212,18 @@ impl Db {
         .bind(merchant)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
+        let mut out: Vec<Payout> = rows
+            .iter()
             .map(|r| summary(r).map(|b| payout(&b)))
-            .collect()
+            .collect::<Result<_>>()?;
+        out.extend(
+            self.debited(Some(merchant), None)
+                .await?
+                .iter()
+                .map(debited_payout),
+        );
+        out.sort_by_key(|p| std::cmp::Reverse(p.created));
+        Ok(out)
     }
 
     /// The balance-transaction lines of an accepted batch, in record order.
@@ -166,6 +242,9 @@ impl Db {
                 Ok(Line {
                     id: format!("txn_{card}_{nt}"),
                     kind: "payment",
+                    payout_id: format!("po_{}", batch.batch_id),
+                    batch_id: batch.batch_id,
+                    sam_id: batch.sam_id.clone(),
                     card_id: card,
                     nt,
                     sam_tx_seq: int(r, 2)?,
@@ -196,8 +275,10 @@ impl Db {
         })))
     }
 
-    /// The reconciliation report of one UTC day (`YYYY-MM-DD`), for one merchant or all.
-    pub async fn day_report(&self, day: &str, merchant: Option<&str>) -> Result<serde_json::Value> {
+    /// The reconciliation report of one UTC day (`YYYY-MM-DD`), for one merchant or all:
+    /// the day's accepted batches and the unresolved transactions decided `debited` that
+    /// day.
+    pub async fn day_report(&self, day: &str, merchant: Option<&str>) -> Result<DayReport> {
         let rows = sqlx::query(&format!(
             "{SUMMARY} WHERE day = $1 AND decision = 'accepted' AND ($2 = '' OR merchant_id = $2) ORDER BY id"
         ))
@@ -212,12 +293,16 @@ impl Db {
             lines.extend(self.lines(&b).await?);
             payouts.push(payout(&b));
         }
-        Ok(serde_json::json!({
-            "object": "reconciliation_report",
-            "day": day,
-            "merchant_id": merchant,
-            "payouts": payouts,
-            "balance_transactions": lines,
-        }))
+        for d in self.debited(merchant, Some(day)).await? {
+            lines.push(debited_line(&d));
+            payouts.push(debited_payout(&d));
+        }
+        Ok(DayReport {
+            object: "reconciliation_report",
+            day: day.to_string(),
+            merchant_id: merchant.map(str::to_string),
+            payouts,
+            balance_transactions: lines,
+        })
     }
 }

@@ -241,15 +241,7 @@ pub async fn day_report(
     req: Request,
 ) -> Reply {
     let q: DayQuery = query(&app, &req)?;
-    let valid = day.len() == 10
-        && day.bytes().enumerate().all(|(i, b)| {
-            if i == 4 || i == 7 {
-                b == b'-'
-            } else {
-                b.is_ascii_digit()
-            }
-        });
-    if !valid {
+    if !crate::db::reports::is_day(&day) {
         return Err(ApiError::bad_request(
             "invalid_request",
             "the day is YYYY-MM-DD (UTC)",
@@ -257,7 +249,8 @@ pub async fn day_report(
     }
     ok(
         StatusCode::OK,
-        app.db.day_report(&day, q.merchant_id.as_deref()).await?,
+        serde_json::to_value(app.db.day_report(&day, q.merchant_id.as_deref()).await?)
+            .map_err(anyhow::Error::from)?,
     )
 }
 
