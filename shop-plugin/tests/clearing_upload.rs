@@ -8,33 +8,15 @@
 
 mod support;
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::Full;
 use purse::card::{Card, CardState};
 use purse::{Amount, CardId, Currency, Key, KeyVersion, Rnd};
 use serde_json::Value;
-use shop_plugin::outbound::Outbound;
 use shop_plugin::settlement::batches;
-use shop_plugin::settlement::office::OfficeLink;
-use shop_plugin::settlement::Settler;
-use support::office::{Office, SAM};
+use support::office::{settler, stand_in, Office, SAM};
 use support::{issuer, Plugin, TestCard, T0};
-
-fn settler(p: &Plugin, url: &str, credential: &str) -> Settler {
-    Settler {
-        outbox: p.dir.join("outbox"),
-        office: Some(OfficeLink {
-            url: url.to_string(),
-            credential: credential.to_string().into(),
-            attempts: 2,
-            first_delay: Duration::from_millis(20),
-        }),
-        client: Outbound::new(None, Duration::from_secs(10)).expect("client"),
-        auto_correct: false,
-    }
-}
 
 async fn rows(p: &Plugin) -> Vec<batches::BatchRow> {
     p.app
@@ -105,29 +87,13 @@ async fn an_office_down_or_a_captive_portal_delivers_nothing_until_the_office_an
     p.pay(&mut TestCard::new(43, 10_000), 700).await;
 
     // A captive portal: 200 with its login page.
-    let portal = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let portal_url = format!("http://{}", portal.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = portal.accept().await {
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(|_req| async {
-                    let mut r = hyper::Response::new(Full::new(Bytes::from_static(
-                        b"<html><body>Sign in to the Wi-Fi</body></html>",
-                    )));
-                    r.headers_mut().insert(
-                        "content-type",
-                        hyper::header::HeaderValue::from_static("text/html"),
-                    );
-                    Ok::<_, std::convert::Infallible>(r)
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
+    let portal_url = stand_in(
+        "text/html",
+        Arc::new(Mutex::new(Bytes::from_static(
+            b"<html><body>Sign in to the Wi-Fi</body></html>",
+        ))),
+    )
+    .await;
     let r = settler(&p, &portal_url, &credential)
         .run(&p.app.engine, false)
         .await

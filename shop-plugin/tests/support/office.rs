@@ -6,15 +6,18 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_body_util::Full;
 use hyper::Method;
 use serde_json::{json, Value};
 use shop_plugin::outbound::Outbound;
+use shop_plugin::settlement::office::OfficeLink;
+use shop_plugin::settlement::Settler;
 
-use super::issuer;
+use super::{issuer, Plugin};
 
 pub const OPERATOR: &str = "operator-token-for-shop-tests";
 pub const SAM: &str = "5a00000000000007";
@@ -191,4 +194,50 @@ impl Drop for Office {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A settlement run of `p` that uploads to the office at `url` with `credential`.
+pub fn settler(p: &Plugin, url: &str, credential: &str) -> Settler {
+    Settler {
+        outbox: p.dir.join("outbox"),
+        office: Some(OfficeLink {
+            url: url.to_string(),
+            credential: credential.to_string().into(),
+            attempts: 2,
+            first_delay: Duration::from_millis(20),
+        }),
+        client: Outbound::new(None, Duration::from_secs(10)).expect("client"),
+        auto_correct: false,
+    }
+}
+
+/// A stand-in for the office (a captive portal, a tampering server in between) that
+/// answers every request 200 with `body` as the test sets it, of `content_type`.
+pub async fn stand_in(content_type: &'static str, body: Arc<Mutex<Bytes>>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |_req| {
+                    let b = body.lock().map(|b| b.clone()).unwrap_or_default();
+                    async move {
+                        let mut r = hyper::Response::new(Full::new(b));
+                        r.headers_mut().insert(
+                            "content-type",
+                            hyper::header::HeaderValue::from_static(content_type),
+                        );
+                        Ok::<_, std::convert::Infallible>(r)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    url
 }
