@@ -40,6 +40,11 @@ pub enum HotlistError {
     BadCards,
     #[error("the hotlist was issued at {got}, before the one held (issued at {held})")]
     Older { got: i64, held: i64 },
+    #[error(
+        "the hotlist was issued in the same second as the one held ({at}) but lacks a card \
+         the held one lists"
+    )]
+    SameSecondDropsCards { at: i64 },
 }
 
 /// The bytes the signature covers.
@@ -114,13 +119,18 @@ impl Verified {
     }
 
     /// Whether this list may replace `held` (none, or one issued no later): an older
-    /// list, replayed by whoever sits in between, must not take cards off.
+    /// list, replayed by whoever sits in between, must not take cards off. Lists are
+    /// dated in whole seconds, so one of the same second may only add cards: a list
+    /// replayed from the second in which a card was flagged must not unblock it.
     pub fn replaces(&self, held: Option<&Verified>) -> Result<(), HotlistError> {
         match held {
             Some(h) if h.issued_at > self.issued_at => Err(HotlistError::Older {
                 got: self.issued_at,
                 held: h.issued_at,
             }),
+            Some(h) if h.issued_at == self.issued_at && !h.cards.is_subset(&self.cards) => {
+                Err(HotlistError::SameSecondDropsCards { at: h.issued_at })
+            }
             _ => Ok(()),
         }
     }
@@ -207,6 +217,15 @@ mod tests {
                 got: 100,
                 held: 200
             })
+        );
+        // The same second: more cards may come, none may go.
+        let same_more = read(200, &[CardId([1; 8]), CardId([2; 8])]);
+        let same_fewer = read(200, &[]);
+        assert!(same_more.replaces(Some(&new)).is_ok());
+        assert!(new.replaces(Some(&new)).is_ok());
+        assert_eq!(
+            same_fewer.replaces(Some(&new)),
+            Err(HotlistError::SameSecondDropsCards { at: 200 })
         );
     }
 }
