@@ -1,4 +1,5 @@
-//! The office as the tests run it: the real binary on loopback (plain HTTP), its own
+//! The office as the tests run it: the real binary on loopback (plain HTTP, or HTTPS
+//! with a certificate of a test CA: [`TestCa`]), its own
 //! database (a SQLite file, or a fresh database on the PostgreSQL server that
 //! `CLEARING_TEST_PG_URL` names: `scripts/test-clearing-pg`), the vectors' issuer keys,
 //! and a hyper client.
@@ -12,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use purse::keys::{IssuerKeys, MasterKeys};
@@ -94,6 +96,35 @@ pub struct Office {
     pub database: String,
     child: Child,
     pub public_key: [u8; 32],
+    /// The CA (DER) the client trusts when the office serves HTTPS.
+    tls_root: Option<Vec<u8>>,
+}
+
+/// A throw-away CA and a server certificate it signed for `localhost` and 127.0.0.1.
+pub struct TestCa {
+    pub ca_der: Vec<u8>,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).expect("CA");
+        let key = KeyPair::generate().expect("server key");
+        let cert = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("server params")
+            .signed_by(&key, &ca, &ca_key)
+            .expect("server certificate");
+        TestCa {
+            ca_der: ca.der().to_vec(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
 }
 
 pub fn temp_dir(name: &str) -> PathBuf {
@@ -119,6 +150,15 @@ pub fn bin() -> &'static str {
 impl Office {
     /// Writes the configuration and keys in a new directory and starts the office.
     pub async fn start(name: &str, max_batch_bytes: u64) -> Office {
+        Office::launch(name, max_batch_bytes, None).await
+    }
+
+    /// The office serving HTTPS with `ca`'s server certificate; its client trusts `ca`.
+    pub async fn start_tls(name: &str, max_batch_bytes: u64, ca: &TestCa) -> Office {
+        Office::launch(name, max_batch_bytes, Some(ca)).await
+    }
+
+    async fn launch(name: &str, max_batch_bytes: u64, tls: Option<&TestCa>) -> Office {
         let dir = temp_dir(name);
         let database = database(&dir).await;
         private(
@@ -139,12 +179,20 @@ impl Office {
         std::fs::create_dir_all(dir.join("spool")).expect("spool");
         let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(OPERATOR_TOKEN));
         let config = dir.join("office.toml");
+        let transport = match tls {
+            None => "plain_http = true\n".to_string(),
+            Some(ca) => {
+                std::fs::write(dir.join("cert.pem"), &ca.cert_pem).expect("cert");
+                private(&dir.join("key.pem"), &ca.key_pem);
+                "[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n".to_string()
+            }
+        };
         std::fs::write(
             &config,
             format!(
                 "listen = \"127.0.0.1:0\"\ndatabase = \"{database}\"\nissuer_keys = \"issuer-keys.json\"\n\
                  hotlist_key = \"hotlist.key\"\noperator_token_sha256 = [\"{hash}\"]\n\
-                 spool_dir = \"{}\"\nmax_batch_bytes = {max_batch_bytes}\nplain_http = true\n",
+                 spool_dir = \"{}\"\nmax_batch_bytes = {max_batch_bytes}\n{transport}",
                 dir.join("spool").display()
             ),
         )
@@ -157,6 +205,7 @@ impl Office {
             database,
             child,
             public_key: public.try_into().expect("32 bytes"),
+            tls_root: tls.map(|ca| ca.ca_der.clone()),
         }
     }
 
@@ -203,7 +252,15 @@ impl Office {
         token: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Reply {
-        call(&self.url, method, path, token, body).await
+        call_trusting(
+            self.tls_root.as_deref(),
+            &self.url,
+            method,
+            path,
+            token,
+            body,
+        )
+        .await
     }
 
     pub async fn op(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
@@ -266,13 +323,14 @@ fn spawn(config: &Path) -> (Child, String) {
         .expect("spawn office");
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
+    let (addr, https) = loop {
         let line = lines
             .next()
             .expect("the office ended before listening")
             .expect("line");
         if let Some(rest) = line.strip_prefix("listening on ") {
-            break rest.split_whitespace().next().expect("addr").to_string();
+            let addr = rest.split_whitespace().next().expect("addr").to_string();
+            break (addr, rest.contains("(https)"));
         }
     };
     // Keep draining stderr so the office never blocks on a full pipe.
@@ -283,7 +341,8 @@ fn spawn(config: &Path) -> (Child, String) {
             }
         }
     });
-    (child, format!("http://{addr}"))
+    let scheme = if https { "https" } else { "http" };
+    (child, format!("{scheme}://{addr}"))
 }
 
 #[derive(Debug)]
@@ -301,7 +360,58 @@ pub async fn call(
     token: Option<&str>,
     body: Option<Vec<u8>>,
 ) -> Reply {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    call_trusting(None, base, method, path, token, body).await
+}
+
+/// An HTTPS client (hyper-rustls, HTTP/1.1) that trusts the CA `root` (DER) only.
+pub fn https_client(
+    root: &[u8],
+) -> Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(root.to_vec()))
+        .expect("test CA");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .build();
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// [`call`] over HTTPS trusting `root` when given, plain HTTP otherwise.
+pub async fn call_trusting(
+    root: Option<&[u8]>,
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> Reply {
+    let req = request(base, method, path, token, body);
+    let resp = match root {
+        Some(root) => https_client(root).request(req).await,
+        None => {
+            let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+            client.request(req).await
+        }
+    };
+    reply(resp.expect("HTTP exchange")).await
+}
+
+pub fn request(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> hyper::Request<Full<Bytes>> {
     let mut b = hyper::Request::builder()
         .method(method)
         .uri(format!("{base}{path}"));
@@ -311,10 +421,11 @@ pub async fn call(
     if body.is_some() {
         b = b.header("content-type", "application/json");
     }
-    let req = b
-        .body(Full::new(Bytes::from(body.unwrap_or_default())))
-        .expect("request");
-    let resp = client.request(req).await.expect("HTTP exchange");
+    b.body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .expect("request")
+}
+
+async fn reply(resp: hyper::Response<hyper::body::Incoming>) -> Reply {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.expect("body").to_bytes();
