@@ -23,13 +23,14 @@ export async function start({ profile, extensionDir, home, log }) {
     },
     newPage: () => context.newPage(),
 
-    /** Resolves to the next window the extension opens at `path` (call before the click). */
-    nextWindow(path, { timeout = 15000 } = {}) {
-      const opened = context.waitForEvent('page', { timeout });
-      return opened.then(async (w) => {
+    /** Starts watching for the extension's next window at `path`; the returned function waits for it. */
+    async watchWindow(path, { timeout = 15000 } = {}) {
+      const opened = context.waitForEvent('page', { timeout }).then(async (w) => {
         await w.waitForURL((u) => u.pathname.endsWith(path), { timeout });
         return w;
       });
+      opened.catch(() => {}); // awaited by the caller; no unhandled rejection meanwhile
+      return () => opened;
     },
 
     /** One of the extension's pages in a new tab. */

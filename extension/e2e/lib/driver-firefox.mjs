@@ -12,7 +12,9 @@
 // - --remote-allow-system-access: WebDriver may not navigate to moz-extension:// pages,
 //   so the popup and the storage probe are opened from the browser window's chrome;
 // - BiDi reports no navigation of extension pages, so a page's address is read from the
-//   page itself until it is the one awaited (a short poll with a deadline: no event).
+//   page itself until it is the one awaited (a short poll with a deadline: no event);
+//   and puppeteer's own waits do not see changes in extension pages, so waits run in
+//   the page on its DOM mutations (FirefoxPage.until).
 
 import { existsSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -71,18 +73,36 @@ export async function start({ profile, extensionDir, home, log }) {
   const gone = new Promise((r) => browser.once('disconnected', r));
   let probe = null;
 
-  /** The next page target that is not among `known`, once its address ends with `path`. */
+  /** The ids of the top-level browsing contexts with their addresses (from Firefox itself). */
+  async function contexts() {
+    const tree = await browser.connection.send('browsingContext.getTree', { maxDepth: 0 });
+    return tree.result.contexts.map((c) => ({ id: c.context, url: c.url }));
+  }
+
+  /**
+   * The page of the first browsing context not among `known` (ids) whose address ends
+   * with `path`, once its document has loaded. Its address is taken from Firefox, never
+   * by evaluating in the page before it is there: a page first evaluated while still at
+   * its initial about:blank stays there for puppeteer.
+   */
   async function nextPage(known, path, timeout) {
     const deadline = Date.now() + timeout;
-    const t = await browser.waitForTarget((t) => t.type() === 'page' && !known.has(t), { timeout });
-    const w = wrap(await t.page());
     for (;;) {
-      const at = await w.page.evaluate(() => document.readyState === 'complete' && location.href).catch(() => false);
-      if (at && new URL(at).pathname.endsWith(path)) return w;
-      if (Date.now() > deadline) throw new Error(`the new window did not open ${path} within ${timeout} ms (at ${at})`);
+      const fresh = (await contexts()).filter((c) => !known.has(c.id));
+      const hit = fresh.find((c) => c.url.startsWith(BASE) && new URL(c.url).pathname.endsWith(path));
+      const pages = hit ? await browser.pages() : [];
+      const found = pages.find((p) => p.mainFrame()._id === hit.id);
+      if (found) {
+        const page = wrap(found);
+        await page.page.evaluate(() => document.readyState === 'complete' || new Promise((r) => addEventListener('load', r, { once: true })));
+        return page;
+      }
+      if (Date.now() > deadline) throw new Error(`no new window at ${path} within ${timeout} ms (new ones at: ${fresh.map((c) => c.url).join(', ') || 'none'})`);
       await delay(25);
     }
   }
+
+  const knownContexts = async () => new Set((await contexts()).map((c) => c.id));
 
   /** Runs `expression` in the browser window's chrome (system) scope; a string result is returned. */
   async function chrome(expression) {
@@ -100,12 +120,14 @@ export async function start({ profile, extensionDir, home, log }) {
     pid: child.pid,
     newPage: async () => wrap(await browser.newPage()),
 
-    nextWindow(path, { timeout = 15000 } = {}) {
-      return nextPage(new Set(browser.targets()), path, timeout);
+    /** Starts watching for the extension's next window at `path`; the returned function waits for it. */
+    async watchWindow(path, { timeout = 15000 } = {}) {
+      const known = await knownContexts();
+      return () => nextPage(known, path, timeout);
     },
 
     async openExtensionPage(path) {
-      const known = new Set(browser.targets());
+      const known = await knownContexts();
       await chrome(`gBrowser.selectedTab = gBrowser.addTab(${JSON.stringify(BASE + path)}, { triggeringPrincipal: Services.scriptSecurityManager.getSystemPrincipal() }); true`);
       return nextPage(known, path, 15000);
     },
@@ -131,6 +153,35 @@ export async function start({ profile, extensionDir, home, log }) {
   return d;
 }
 
+/** Runs in the page: resolves true once `pred(arg)` holds, false after `timeout` ms. */
+function mutationWait(pred, arg, timeout) {
+  return new Promise((resolve) => {
+    let observer = null;
+    let timer = null;
+    const check = () => {
+      let ok = false;
+      try {
+        ok = Boolean(pred(arg));
+      } catch {
+        // not yet (an element still missing)
+      }
+      if (ok) {
+        observer?.disconnect();
+        clearTimeout(timer);
+        resolve(true);
+      }
+      return ok;
+    };
+    if (check()) return;
+    observer = new MutationObserver(check);
+    observer.observe(document, { subtree: true, childList: true, attributes: true, characterData: true });
+    timer = setTimeout(() => {
+      observer.disconnect();
+      resolve(false);
+    }, timeout);
+  });
+}
+
 /** A puppeteer page with the methods of playwright-core's Page the scenarios use. */
 export class FirefoxPage {
   constructor(page) {
@@ -141,19 +192,28 @@ export class FirefoxPage {
     return this.page.goto(url);
   }
 
+  /**
+   * Waits until `predicate(arg)` holds in the page, checked at once and on each change
+   * of its DOM (a MutationObserver in the page: an event, no polling).
+   */
+  async until(predicate, arg, timeout, what) {
+    const held = await this.page.evaluate(`(${mutationWait})(${predicate}, ${JSON.stringify(arg ?? null)}, ${timeout})`);
+    if (!held) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+  }
+
   waitForSelector(selector, { timeout = 30000 } = {}) {
-    return this.page.waitForSelector(selector, { timeout });
+    return this.until((s) => document.querySelector(s) !== null, selector, timeout, `selector ${selector}`);
   }
 
   /** Like Playwright: waits until the element is there and enabled, unless `force`. */
   async click(selector, { force = false } = {}) {
-    if (!force) await this.page.waitForFunction((s) => { const e = document.querySelector(s); return e && !e.disabled; }, { polling: 'mutation' }, selector);
+    if (!force) await this.until((s) => { const e = document.querySelector(s); return Boolean(e) && !e.disabled; }, selector, 30000, `${selector} enabled`);
     await this.page.click(selector);
   }
 
   /** Playwright's argument order: (fn, arg, options). */
   waitForFunction(fn, arg, { timeout = 30000 } = {}) {
-    return this.page.waitForFunction(fn, { timeout, polling: 'mutation' }, arg);
+    return this.until(fn, arg, timeout, String(fn));
   }
 
   evaluate(fn, arg) {

@@ -26,6 +26,7 @@ export async function startProxy(upstream) {
     seen.push({ method: req.method, path: req.url });
     try {
       const out = (rule && (await rule(ctx))) || (await ctx.forward());
+      if (out.reset) return req.socket.destroy(); // the connection drops, no answer at all
       res.writeHead(out.status, out.headers);
       res.end(out.body);
     } catch (e) {
@@ -38,7 +39,7 @@ export async function startProxy(upstream) {
   return {
     url: `http://127.0.0.1:${server.address().port}`,
     seen,
-    /** Installs a rule: async (ctx) => a response {status, headers, body}, or nothing to forward. */
+    /** Installs a rule: async (ctx) => a response {status, headers, body}, {reset: true} to drop the connection, or nothing to forward. */
     use(f) { rule = f; },
     clear() { rule = null; },
     close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(r); }),

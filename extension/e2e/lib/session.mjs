@@ -1,17 +1,21 @@
 // One browser session against the stack: the shop's page, the extension's confirmation
 // windows, and what the shop, the card and the extension's storage say. Shared by the
-// end-to-end test (run.mjs) and the browser demo (demo.mjs).
+// end-to-end test (run.mjs) and the browser demo (demo.mjs). The browser is Chromium or
+// Firefox (lib/driver-*.mjs); its pages answer the same calls in both.
 
 import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build, ROOT } from '../../tools/build.mjs';
-import { launch } from './browser.mjs';
+import * as chromium from './driver-chromium.mjs';
+import * as firefox from './driver-firefox.mjs';
 
-/** Starts Chromium on the stack's profile and opens the shop's page. */
-async function start(S, extensionDir, swLog) {
-  const browser = await launch({ profile: S.profile, extensionDir, env: { HOME: S.home } });
-  browser.worker.on('console', (m) => swLog.write(`${new Date().toISOString()} ${m.type()} ${m.text()}\n`));
-  const shop = await browser.context.newPage();
+export const DRIVERS = { chromium, firefox };
+
+/** Starts the browser on its profile in the stack and opens the shop's page. */
+async function start(S, driver, extensionDir, swLog) {
+  const log = (line) => swLog.write(`${new Date().toISOString()} ${line}\n`);
+  const browser = await driver.start({ profile: S.profiles[driver.name], extensionDir, home: S.home, log });
+  const shop = await browser.newPage();
   await shop.goto(S.shopOrigin);
   await shop.waitForFunction(() => window.PurseCheckout !== undefined);
   const found = await shop.evaluate(() => window.PurseCheckout.detect({ timeoutMs: 5000 }));
@@ -34,17 +38,21 @@ function browserPid(profile) {
   throw new Error(`no browser of ours runs on ${profile}`);
 }
 
-export async function openSession(S, { artifacts }) {
-  const extensionDir = build('chromium');
-  const swLog = createWriteStream(join(S.dir, 'extension.log'), { flags: 'a' });
+/** A session in `browser` (chromium or firefox); screenshots are named `<browser>-<name>.png`. */
+export async function openSession(S, { artifacts, browser = 'chromium' }) {
+  const driver = DRIVERS[browser];
+  if (!driver) throw new Error(`unknown browser ${browser}: one of ${Object.keys(DRIVERS).join(', ')}`);
+  const extensionDir = build(browser);
+  const swLog = createWriteStream(join(S.dir, `extension-${browser}.log`), { flags: 'a' });
   const s = {
-    ...(await start(S, extensionDir, swLog)),
-    extensionDir: join(ROOT, 'dist', 'chromium'),
+    ...(await start(S, driver, extensionDir, swLog)),
+    browserName: browser,
+    extensionDir: join(ROOT, 'dist', browser),
 
     /** Quits the browser and starts it again on the same profile (the extension's next start). */
     async restart() {
-      await s.browser.context.close();
-      Object.assign(s, await start(S, extensionDir, swLog));
+      await s.browser.close();
+      Object.assign(s, await start(S, driver, extensionDir, swLog));
     },
 
     /**
@@ -52,19 +60,11 @@ export async function openSession(S, { artifacts }) {
      * found by its profile among our own children) and starts it again on the profile.
      */
     async kill() {
-      const pid = browserPid(S.profile);
-      const closed = new Promise((r) => s.browser.context.once('close', r));
+      const pid = s.browser.pid ?? browserPid(S.profiles[browser]);
+      const closed = s.browser.closed();
       process.kill(pid, 'SIGKILL');
       await closed;
-      Object.assign(s, await start(S, extensionDir, swLog));
-    },
-
-    /** Waits for the extension's next service worker (after it reloaded itself). */
-    async nextWorker(reloaded) {
-      const worker = await reloaded;
-      worker.on('console', (m) => swLog.write(`${new Date().toISOString()} ${m.type()} ${m.text()}\n`));
-      s.browser.worker = worker;
-      return worker;
+      Object.assign(s, await start(S, driver, extensionDir, swLog));
     },
 
     /** Waits (on the shop's long-poll) until an order reaches `status`; returns the order. */
@@ -83,10 +83,9 @@ export async function openSession(S, { artifacts }) {
 
     /** Clicks Buy and returns the extension's confirmation window. */
     async buy(product) {
-      const opened = s.browser.context.waitForEvent('page', { timeout: 15000 });
+      const opened = await s.browser.watchWindow('/ui/confirm.html', { timeout: 15000 });
       await s.shop.click(`button[data-product="${product}"]`);
-      const w = await opened;
-      await w.waitForURL(/\/ui\/confirm\.html/);
+      const w = await opened();
       await w.waitForSelector('body[data-state]:not([data-state="loading"])');
       return w;
     },
@@ -132,14 +131,14 @@ export async function openSession(S, { artifacts }) {
 
     /** Payment ids with a card answer or a recovery kept in the extension's storage. */
     async pendingRecords() {
-      return s.browser.worker.evaluate(async () => Object.keys((await chrome.storage.local.get('pendingDeliveries')).pendingDeliveries ?? {}));
+      return Object.keys((await s.browser.storageGet('pendingDeliveries')) ?? {});
     },
 
     async shot(w, name) {
-      await w.screenshot({ path: join(artifacts, `${name}.png`) });
+      await w.screenshot({ path: join(artifacts, `${browser}-${name}.png`) });
     },
 
-    close: () => s.browser.context.close(),
+    close: () => s.browser.close(),
   };
   return s;
 }

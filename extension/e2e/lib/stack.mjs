@@ -2,14 +2,15 @@
 // keys, a SAM and a purse card holding 100.00 EUR (purse-issuer), the card in the
 // reader "Virtual PCD 00 00" (card-emulator on pcscd + vpcd), the shop plugin (init +
 // serve, SQLite on disk), the demo shop (demo-shop) taking the plugin's webhooks, and the
-// native host registered for the extension's fixed development id (native-host install,
-// its manifest copied into the browser profile's NativeMessagingHosts/). Browsers reach
+// native host registered for the extension's fixed ids (native-host install: for Chromium
+// its manifest copied into the profile's NativeMessagingHosts/, for Firefox where Firefox
+// reads it, $HOME/.mozilla/native-messaging-hosts/, HOME being the run's). Browsers reach
 // the plugin through a proxy (hostile-proxy.mjs), transparent until a test gives it a rule.
 
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join, resolve } from 'node:path';
-import { chromiumId } from '../../tools/extension-id.mjs';
+import { chromiumId, firefoxId } from '../../tools/extension-id.mjs';
 import { ROOT } from '../../tools/build.mjs';
 import { HostClient } from './host-client.mjs';
 import { startProxy } from './hostile-proxy.mjs';
@@ -101,9 +102,18 @@ export async function bringUp({ base, say = () => {}, periodSecs = 1 }) {
   const hostManifest = join(home, '.config', 'chromium', 'NativeMessagingHosts', 'org.purse.native_host.json');
   // Chromium with --user-data-dir reads <profile>/NativeMessagingHosts/, not ~/.config.
   copyFileSync(hostManifest, join(profile, 'NativeMessagingHosts', 'org.purse.native_host.json'));
+  say(`native host registered for the Firefox add-on ${firefoxId()}`);
+  await must('native-host install', b('native-host'), ['install', '--browser', 'firefox', '--firefox-id', firefoxId(), '--binary', b('native-host')], { env: { HOME: home } });
 
   const S = {
     dir, home, profile, bin, shopOrigin, pluginUrl: proxy.url, pluginDirect: pluginUrl, proxy, config, emulator: emulator.child, plugin: plugin.child, shop: shop.child, host,
+    /** Each browser's profile directory. */
+    profiles: { chromium: profile, firefox: f('firefox-profile') },
+    /** The host manifest each browser reads. */
+    hostManifests: {
+      chromium: join(profile, 'NativeMessagingHosts', 'org.purse.native_host.json'),
+      firefox: join(home, '.mozilla', 'native-messaging-hosts', 'org.purse.native_host.json'),
+    },
     control: f('card.ctl'), issuerKeys: f('issuer.json'), clearingState: f('clearing.json'), outbox: f('plugin/settlement-outbox'),
     batches: () => (existsSync(f('plugin/settlement-outbox')) ? readdirSync(f('plugin/settlement-outbox')).filter((n) => n.endsWith('.json')).map((n) => join(f('plugin/settlement-outbox'), n)) : []),
     run: (name, args, opts) => run(b(name), args, opts),
