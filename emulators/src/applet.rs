@@ -20,6 +20,9 @@ pub trait Applet: Send + 'static {
     /// Power off/on, reset, or out of the field: the volatile state is gone.
     fn reset(&mut self);
 
+    /// The loop ends (SIGTERM, a stopper): a last chance to tidy the stored state.
+    fn close(&mut self) {}
+
     /// `key=value` words for the control socket's `status` reply.
     fn status(&self) -> String;
 }

@@ -8,7 +8,7 @@
 //! cards), [`framing`] (the vpcd wire format, pure), [`vpcd`] (the TCP link and its
 //! latency-critical socket options), [`run`] (the loop), [`control`] (the test control
 //! socket), [`wake`] (waking the loop from threads and signals), [`store`] (the state
-//! files), [`atr`] (the ATRs), [`t0`] (answering as a T=0 card, pure), [`cli`] (the
+//! files), [`sam_store`] (the SAM card file and its journal), [`atr`] (the ATRs), [`t0`] (answering as a T=0 card, pure), [`cli`] (the
 //! binaries' shared options).
 
 pub mod applet;
@@ -19,6 +19,7 @@ pub mod framing;
 pub mod purse_card;
 pub mod run;
 pub mod sam_card;
+pub mod sam_store;
 pub mod store;
 pub mod t0;
 pub mod vpcd;

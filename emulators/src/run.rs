@@ -109,6 +109,7 @@ impl<A: Applet> Emulator<A> {
             let signals = take_signals();
             if signals.terminate || self.stop.load(Ordering::SeqCst) {
                 self.disconnect();
+                self.applet.close();
                 log!("terminating");
                 return Ok(());
             }

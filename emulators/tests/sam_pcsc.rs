@@ -3,7 +3,7 @@
 //! host (`sam_host`). Payments (a single purchase, a time-cycle with a tick, a lost
 //! DEBIT answer recovered) and the close, whose batch the clearing checks accept; the SAM
 //! killed between AUTHORIZE and COMPLETE and restarted from its file; an old SAM card
-//! file restored (the rollback the SAM detects).
+//! (file and journal) restored (the rollback the SAM detects).
 //!
 //! Needs a running pcscd with the vpcd driver (scripts/test-all starts one).
 
@@ -241,7 +241,10 @@ fn a_restored_old_sam_card_file_is_detected() {
     )
     .expect("purchase")
     .counted();
+    // A backup of the SAM card: its file and its journal, taken together.
+    let journal = card_emulators::sam_store::journal_path(&rig.sam_file());
     let old = fs::read(rig.sam_file()).expect("SAM card");
+    let old_journal = fs::read(&journal).expect("SAM journal");
     let (debit, ctx, _) = authorize(
         &mut sam,
         &mut card,
@@ -254,6 +257,7 @@ fn a_restored_old_sam_card_file_is_detected() {
 
     // The old copy back in place (as a backup restore would do), the SAM restarted.
     fs::write(rig.sam_file(), &old).expect("restore");
+    fs::write(&journal, &old_journal).expect("restore");
     let sam_emu = rig.start_sam();
     sam.reconnect();
     assert_eq!(sam.status().next_tx_seq, 2, "the counter went back");

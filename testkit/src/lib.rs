@@ -175,8 +175,11 @@ pub fn write_sam_card(path: &Path, state: &SamState) {
         .unwrap_or_else(|e| panic!("writing {}: {e:#}", path.display()));
 }
 
-/// Reads a SAM card file, refusing one with a mode other than 0600 or stricter.
+/// Reads a SAM card (its file, refused with a mode other than 0600 or stricter, and its
+/// journal replayed) without writing anything: the SAM's state as a restart would find it.
 pub fn read_sam_card(path: &Path) -> SamState {
-    let json = read_private(path).unwrap_or_else(|e| panic!("{e:#}"));
-    SamState::from_json(&json).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    card_emulators::sam_store::load(path)
+        .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()))
+        .0
+        .state
 }

@@ -154,21 +154,10 @@ impl SamState {
                 .as_bool()
                 .ok_or(bad("blocked", "true or false"))?,
         };
-        if state.next_tx_seq.0 == 0 {
-            return Err(SamCardError::Inconsistent("next_tx_seq starts at 1"));
+        match state.inconsistency() {
+            Some(why) => Err(SamCardError::Inconsistent(why)),
+            None => Ok(state),
         }
-        // Nothing is used up at or above what was handed out.
-        if state.finals.base() > state.next_tx_seq.0 {
-            return Err(SamCardError::Inconsistent(
-                "the final window lies above next_tx_seq",
-            ));
-        }
-        if state.begins.base() > state.begin_ceiling {
-            return Err(SamCardError::Inconsistent(
-                "the begin window lies above begin_ceiling",
-            ));
-        }
-        Ok(state)
     }
 }
 

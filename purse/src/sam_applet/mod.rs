@@ -5,13 +5,16 @@
 //! It keeps no per-payment state between commands: each payment's context goes to the
 //! host sealed ([`seal`]) and comes back with the next command. What it does keep
 //! ([`SamState`]: keys, counters, windows, period totals) goes through a [`SamStore`]
-//! before it answers. The purse MACs, batch formulas and record encodings are those of
+//! before it answers; [`delta`] and [`journal`] are the small-record form a store can
+//! keep changes in. The purse MACs, batch formulas and record encodings are those of
 //! [`crate::macs`], [`crate::settlement`] and [`crate::commands`].
 
 mod checks;
 mod close;
 pub mod command;
 mod context;
+pub mod delta;
+pub mod journal;
 mod json;
 mod purchase;
 mod recovery;
@@ -20,6 +23,8 @@ mod state;
 pub mod window;
 
 pub use command::{CloseStep, SamCommand, SAM_AID};
+pub use delta::{Delta, DeltaError};
+pub use journal::{JournalError, Replayed, SamJournal};
 pub use json::{SamCardError, SAM_CARD_FORMAT};
 pub use state::{MemorySamStore, SamState, SamStore, SamStoreError, Totals, BEGIN_BLOCK};
 

@@ -59,6 +59,22 @@ impl SamState {
         }
     }
 
+    /// Why this state cannot be a SAM's, if it cannot: the counters and windows of a
+    /// file or a replayed journal are checked with it.
+    pub(super) fn inconsistency(&self) -> Option<&'static str> {
+        if self.next_tx_seq.0 == 0 {
+            return Some("next_tx_seq starts at 1");
+        }
+        // Nothing is used up at or above what was handed out.
+        if self.finals.base() > self.next_tx_seq.0 {
+            return Some("the final window lies above next_tx_seq");
+        }
+        if self.begins.base() > self.begin_ceiling {
+            return Some("the begin window lies above begin_ceiling");
+        }
+        None
+    }
+
     /// The period completions are counted in now.
     pub fn open_period(&self) -> CloseSeq {
         CloseSeq(self.last_close_seq.0.saturating_add(1))
@@ -70,8 +86,8 @@ impl SamState {
 #[error("SAM state could not be stored: {0}")]
 pub struct SamStoreError(pub String);
 
-/// Where the SAM's persistent state goes before it answers (the emulator writes a new
-/// file, fsyncs and renames).
+/// Where the SAM's persistent state goes before it answers (the emulator appends the
+/// change to a journal beside its card file: [`super::journal`]).
 pub trait SamStore {
     fn persist(&mut self, state: &SamState) -> Result<(), SamStoreError>;
 }
