@@ -5,7 +5,8 @@
 // host and gets its hello reply (the popup shows the host's version); Firefox started
 // the host with the manifest it read and the add-on's id as arguments. Then the same
 // manifest in ~/.config/mozilla/ (where Firefox keeps profiles, but never reads hosts)
-// is not found. `node e2e/firefox-host.mjs`; no pcscd needed.
+// is not found. Last, the packaged .xpi (npm run package) installs and reaches the host
+// the same way. `node --test e2e/firefox-host.mjs`; no pcscd needed.
 
 import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +14,7 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { build, ROOT } from '../tools/build.mjs';
 import { firefoxId } from '../tools/extension-id.mjs';
+import { packageAll } from '../tools/package.mjs';
 import * as firefox from './lib/driver-firefox.mjs';
 import { run } from './lib/procs.mjs';
 import { binDir } from './lib/stack.mjs';
@@ -39,8 +41,8 @@ after(() => {
 });
 
 /** Starts Firefox on a fresh profile, opens the add-on's popup; returns its host line. */
-async function popupHostLine(profileName) {
-  const d = await firefox.start({ profile: join(dir, profileName), extensionDir: build('firefox'), home, log: (l) => log.push(l) });
+async function popupHostLine(profileName, extensionDir = build('firefox')) {
+  const d = await firefox.start({ profile: join(dir, profileName), extensionDir, home, log: (l) => log.push(l) });
   try {
     const p = await d.openExtensionPage('ui/popup.html');
     await p.waitForFunction(() => document.querySelector('[data-testid="host"]').textContent !== 'Checking…', null, { timeout: 20000 });
@@ -73,4 +75,11 @@ test('a manifest in ~/.config/mozilla/ is not read: the add-on cannot reach the 
   } finally {
     renameSync(wrong, right);
   }
+});
+
+test('the packaged .xpi installs and reaches the host the same way', async () => {
+  const { xpi } = packageAll(join(dir, 'packages'));
+  log.length = 0;
+  assert.match(await popupHostLine('profile-3', xpi), /^native host \d+\.\d+\.\d+, card service /);
+  assert.ok(log.some((l) => l.includes('purse-checkout@purse.invalid)')), 'started for the add-on id');
 });
