@@ -49,7 +49,8 @@ pub enum JournalError {
     Damaged { slot: u32 },
 }
 
-/// The journal that follows one card file: its key and binding.
+/// The journal that follows one card file: its key (redacted in `Debug`) and binding.
+#[derive(Debug)]
 pub struct SamJournal {
     key: Key,
     binding: [u8; 16],
