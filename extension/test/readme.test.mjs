@@ -11,7 +11,7 @@ import { firefoxId } from '../tools/extension-id.mjs';
 const readme = readFileSync(join(ROOT, '..', 'README.md'), 'utf8');
 
 test('every --firefox-id in the README is the manifest gecko id', () => {
-  const ids = [...readme.matchAll(/--firefox-id\s+(\S+)/g)].map((m) => m[1]);
+  const ids = [...readme.matchAll(/--firefox-id\s+([^\s`'",)]+)/g)].map((m) => m[1]);
   assert.ok(ids.length > 0, 'the README shows how to install for Firefox');
   for (const id of ids) assert.equal(id, firefoxId());
 });
