@@ -1,5 +1,7 @@
 //! The plugin's configuration file (TOML). Secrets are not in it: API keys appear only
-//! as SHA-256 hashes; the SAM keys and the webhook secret live in their own 0600 files.
+//! as SHA-256 hashes; the webhook secret lives in its own 0600 file. The SAM is a card
+//! in its own reader (`[sam] readers`): no purse key is on the shop's disk. The LEGACY
+//! `sam_keys` (a SAM key file read into memory) still works until the switch-over.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,8 +16,13 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The SQLite database file.
     pub database: PathBuf,
-    /// The SAM key file (purse-sam-keys/1, mode 0600), from the issuer.
-    pub sam_keys: PathBuf,
+    /// LEGACY: the SAM key file (purse-sam-keys/1, mode 0600), from the issuer, read into
+    /// the plugin's memory. Use `[sam] readers` (a SAM card) instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sam_keys: Option<PathBuf>,
+    /// The SAM card(s) the plugin drives through PC/SC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sam: Option<Sam>,
     /// Origins (`https://shop.example`) whose pages may call the shopper API.
     pub allowed_origins: Vec<String>,
     /// How long a client secret lets a shopper start paying (seconds).
@@ -28,6 +35,19 @@ pub struct Config {
     /// office) besides the public web roots: for a private CA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_ca_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sam {
+    /// PC/SC reader names ("Virtual PCD 00 00"), each holding a SAM card. The first
+    /// whose SAM answers is used (a pool of several comes later).
+    #[serde(default)]
+    pub readers: Vec<String>,
+    /// TESTS AND BENCHMARKS ONLY: run the SAM applet in this process over this SAM card
+    /// file instead of a SAM card (its keys are then in the plugin's memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_process_card: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -136,17 +156,35 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [
             &mut c.database,
-            &mut c.sam_keys,
             &mut c.webhooks.secret_file,
             &mut c.settlement.outbox,
         ]
         .into_iter()
+        .chain(c.sam_keys.as_mut())
+        .chain(c.sam.as_mut().and_then(|s| s.in_process_card.as_mut()))
         .chain(c.tls_ca_file.as_mut())
         .chain(c.settlement.clearing_credential_file.as_mut())
         {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        }
+        match (&c.sam, &c.sam_keys) {
+            (Some(s), None) => anyhow::ensure!(
+                !s.readers.is_empty() || s.in_process_card.is_some(),
+                "config {}: [sam] readers names no reader",
+                path.display()
+            ),
+            (None, Some(_)) => {}
+            (Some(_), Some(_)) => anyhow::bail!(
+                "config {}: both [sam] and the legacy sam_keys: a SAM card replaces the key \
+                 file, remove sam_keys",
+                path.display()
+            ),
+            (None, None) => anyhow::bail!(
+                "config {}: no SAM: add [sam] readers = [\"<PC/SC reader of the SAM card>\"]",
+                path.display()
+            ),
         }
         anyhow::ensure!(
             c.settlement.clearing_url.is_none() || c.settlement.clearing_credential_file.is_some(),

@@ -15,6 +15,7 @@ pub mod hotlist;
 pub mod http;
 pub mod outbound;
 pub mod payment;
+pub mod sam;
 pub mod settlement;
 pub mod store;
 pub mod webhooks;

@@ -30,6 +30,8 @@ enum Cmd {
     Init(cli::init::InitArgs),
     /// Serve the merchant and shopper API, send webhooks, answer the admin socket.
     Serve,
+    /// Which SAM readers are present, their SAM_IDs and counters.
+    Doctor,
     /// Close the day's period into a batch file and upload it (the daily job). At most
     /// one period closes per UTC day; running again only completes missing files and
     /// uploads. Works beside a running `serve` (through its admin socket).
@@ -135,6 +137,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         match cli.cmd {
             Cmd::Init(args) => cli::init::run(&config, &args).map(|()| ExitCode::SUCCESS),
             Cmd::Serve => cli::serve::run(&config).await.map(|()| ExitCode::SUCCESS),
+            Cmd::Doctor => cli::doctor::run(&config),
             Cmd::Settle { force } => cli::settle::run(&config, force).await,
             Cmd::Batches(BatchesCmd::List { json }) => cli::batches::list(&config, json).await,
             Cmd::Batches(BatchesCmd::Correct { close_seq }) => {

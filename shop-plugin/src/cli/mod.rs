@@ -2,6 +2,7 @@
 //! the engine with its SAM (only in the process holding the instance lock), the store.
 
 pub mod batches;
+pub mod doctor;
 pub mod events;
 pub mod init;
 pub mod report;
@@ -19,25 +20,71 @@ use shop_plugin::engine::{Clock, Engine, Settings};
 use shop_plugin::files::read_private;
 use shop_plugin::http::App;
 use shop_plugin::outbound::Outbound;
+use shop_plugin::sam::in_process::InProcessSam;
+use shop_plugin::sam::pcsc::PcscSam;
+use shop_plugin::sam::SecurityModule;
 use shop_plugin::settlement::office::OfficeLink;
 use shop_plugin::settlement::Settler;
 use shop_plugin::store::Store;
 
-/// The engine and the HTTP app over the configured database and SAM key file. Only the
-/// holder of the instance lock may call this: the SAM lives in its memory.
+/// The SAM card of the configuration: the first reader whose SAM answers (or, for
+/// tests and benchmarks only, the applet in process, said on stderr).
+pub fn open_sam(sam: &shop_plugin::config::Sam) -> Result<Box<dyn SecurityModule>> {
+    if let Some(file) = &sam.in_process_card {
+        eprintln!(
+            "shop-plugin: WARNING: the SAM applet runs IN PROCESS from {} (tests and \
+             benchmarks only: its keys are in this process's memory, not in a SAM card)",
+            file.display()
+        );
+        let s = InProcessSam::from_file(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+        return Ok(Box::new(s));
+    }
+    let mut failures = Vec::new();
+    for reader in &sam.readers {
+        match PcscSam::connect(reader) {
+            Ok(s) => {
+                let id = s.identity();
+                tracing::info!(
+                    "SAM {} ({}) in reader '{reader}'",
+                    id.sam_id.to_hex(),
+                    id.currency
+                );
+                return Ok(Box::new(s));
+            }
+            Err(e) => failures.push(format!("'{reader}': {e}")),
+        }
+    }
+    anyhow::bail!(
+        "no SAM card answers in the configured readers ({}); `shop-plugin doctor` lists \
+         the readers",
+        failures.join("; ")
+    )
+}
+
+/// The engine and the HTTP app over the configured database and SAM. Only the holder
+/// of the instance lock may call this: it drives the SAM.
 pub fn open_app(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<App>> {
-    let text = zeroize::Zeroizing::new(read_private(&config.sam_keys)?);
-    let keys = SamKeys::from_json(&text)
-        .with_context(|| format!("SAM keys {}", config.sam_keys.display()))?;
-    let store = Store::open(&config.database)?;
-    let engine = Engine::open(
-        store,
-        keys,
-        clock,
-        Settings {
-            secret_ttl_secs: config.client_secret_ttl_secs,
-        },
-    )?;
+    let settings = Settings {
+        secret_ttl_secs: config.client_secret_ttl_secs,
+    };
+    let engine = match (&config.sam, &config.sam_keys) {
+        (Some(sam), _) => {
+            let sam = open_sam(sam)?;
+            Engine::open_card(Store::open(&config.database)?, sam, clock, settings)?
+        }
+        (None, Some(path)) => {
+            tracing::warn!(
+                "LEGACY key-file mode: the SAM keys of {} are in this process's memory; \
+                 use a SAM card ([sam] readers)",
+                path.display()
+            );
+            let text = zeroize::Zeroizing::new(read_private(path)?);
+            let keys = SamKeys::from_json(&text)
+                .with_context(|| format!("SAM keys {}", path.display()))?;
+            Engine::open(Store::open(&config.database)?, keys, clock, settings)?
+        }
+        (None, None) => anyhow::bail!("the configuration names no SAM"),
+    };
     let client = Outbound::new(
         config.tls_ca_file.as_deref(),
         Duration::from_secs(config.settlement.timeout_secs),

@@ -97,8 +97,10 @@ impl Engine {
         let blocked = self.hotlisted(&exchange);
         let committed = if let Some(card) = blocked {
             Err(card_blocked(card))
+        } else if let Some(card) = self.card() {
+            self.card_authorize(card, &mut p, kv, &answer, now)
         } else {
-            let mut sam = self.sam();
+            let mut sam = self.sam()?;
             let begun = sam
                 .begin(p.order, p.rnd_s)
                 .map_err(|e| ApiError::bad_request("invalid_order", e.to_string()))?;
@@ -131,10 +133,17 @@ impl Engine {
             }
             Err(refusal) => {
                 // A fresh RND_S for the next attempt (another card, or more funds).
-                p.rnd_s = fresh_rnd();
+                let mut ops = Vec::new();
+                if let Some(card) = self.card() {
+                    let (rnd, slot) = self.card_begin(card, &p.id, &p.order)?;
+                    p.rnd_s = rnd;
+                    ops.push(crate::store::sam_rows::put_slot(&slot));
+                } else {
+                    p.rnd_s = fresh_rnd();
+                }
                 p.updated_at = now;
-                self.durable(self.store.submit(vec![rows::put_payment(&p)]))
-                    .await?;
+                ops.push(rows::put_payment(&p));
+                self.durable(self.store.submit(ops)).await?;
                 Err(refusal)
             }
         }
@@ -175,8 +184,11 @@ impl Engine {
                 "an answer of this payment was lost; run recovery with the card instead",
             ));
         }
+        if let Some(card) = self.card() {
+            return self.card_complete(card, p, answer);
+        }
         let now = self.now();
-        let mut sam = self.sam();
+        let mut sam = self.sam()?;
         let (completion, durable) = sam.complete(seq, &exchange).map_err(sam_conflict)?;
         let mut ops = Vec::new();
         if let Some(d) = &durable {
@@ -329,8 +341,10 @@ impl Engine {
             ));
         };
         let now = self.now();
-        let committed = {
-            let mut sam = self.sam();
+        let committed = if let Some(card) = self.card() {
+            self.card_tick(card, &mut p, now)?
+        } else {
+            let mut sam = self.sam()?;
             match sam.tick(seq, DateTime(now as u32)) {
                 Ok(t) => {
                     p.pending_command = Some(hex::encode(CardCommand::Tick(t.command).encode()));
@@ -403,8 +417,10 @@ impl Engine {
         let Some(seq) = p.sam_tx_seq else {
             return Err(ApiError::conflict("not_running", "no SAM transaction"));
         };
-        let committed = {
-            let mut sam = self.sam();
+        let committed = if let Some(card) = self.card() {
+            self.card_stop(card, &mut p)?
+        } else {
+            let mut sam = self.sam()?;
             let d = sam.stop(seq).map_err(sam_conflict)?;
             p.status = Status::Succeeded;
             p.next_due_at = None;

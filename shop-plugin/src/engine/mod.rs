@@ -5,6 +5,7 @@
 //! Nothing is acknowledged before its writes are durable. A failed write stops the engine
 //! from taking further requests (fail-stop: a restart rebuilds the SAM from the database).
 
+mod card;
 mod checkout;
 mod error;
 mod locks;
@@ -25,6 +26,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+pub use card::CardSam;
 pub use error::ApiError;
 pub use locks::Held;
 pub use recovery::RecoveryRun;
@@ -70,8 +72,14 @@ pub struct NewPayment {
 
 pub struct Engine {
     store: Store,
-    sam: Mutex<Sam>,
+    /// LEGACY key-file mode: the SAM in this process's memory, its keys read from the
+    /// SAM key file. `None` in SAM-card mode.
+    sam: Option<Mutex<Sam>>,
     kvs: Vec<KeyVersion>,
+    /// SAM-card mode: the SAM applet behind a [`crate::sam::SecurityModule`].
+    card: Option<CardSam>,
+    /// The begin contexts of payments made but not yet stored (see `create_ops`).
+    begins: Mutex<HashMap<String, crate::store::sam_rows::SamSlot>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     recoveries: Mutex<HashMap<String, RecoveryRun>>,
     clock: Arc<dyn Clock>,
@@ -113,7 +121,8 @@ pub fn sha256_hex(b: &[u8]) -> String {
 }
 
 impl Engine {
-    /// Builds the engine: the SAM is rebuilt from the database's journal.
+    /// LEGACY key-file mode: the SAM is rebuilt in memory from the database's journal,
+    /// with the keys of the SAM key file. Kept until every deployment has a SAM card.
     pub fn open(
         store: Store,
         keys: SamKeys,
@@ -121,12 +130,50 @@ impl Engine {
         settings: Settings,
     ) -> Result<Engine, crate::store::StoreError> {
         let snapshot = store.read_now(rows::load_sam_snapshot)?;
-        let hotlist = store.read_now(rows::load_hotlist)?.map(Arc::new);
         let kvs = keys.mk_pur.keys().copied().collect();
+        Engine::build(
+            store,
+            Some(Mutex::new(Sam::restore(keys, snapshot))),
+            kvs,
+            None,
+            clock,
+            settings,
+        )
+    }
+
+    /// SAM-card mode: the engine drives `sam` (the SAM card in its reader, or the
+    /// applet in process for tests); no key is in this process.
+    pub fn open_card(
+        store: Store,
+        sam: Box<dyn crate::sam::SecurityModule>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Result<Engine, crate::store::StoreError> {
+        Engine::build(
+            store,
+            None,
+            Vec::new(),
+            Some(CardSam::new(sam)),
+            clock,
+            settings,
+        )
+    }
+
+    fn build(
+        store: Store,
+        sam: Option<Mutex<Sam>>,
+        kvs: Vec<KeyVersion>,
+        card: Option<CardSam>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Result<Engine, crate::store::StoreError> {
+        let hotlist = store.read_now(rows::load_hotlist)?.map(Arc::new);
         Ok(Engine {
             store,
-            sam: Mutex::new(Sam::restore(keys, snapshot)),
+            sam,
             kvs,
+            card,
+            begins: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
             recoveries: Mutex::new(HashMap::new()),
             clock,
@@ -188,13 +235,26 @@ impl Engine {
     }
 
     pub fn currency(&self) -> Currency {
-        self.sam().keys().currency
+        match (&self.card, &self.sam) {
+            (Some(c), _) => c.identity().currency,
+            (None, Some(s)) => s.lock().unwrap_or_else(|e| e.into_inner()).keys().currency,
+            (None, None) => Currency::EUR,
+        }
     }
 
-    pub(crate) fn sam(&self) -> MutexGuard<'_, Sam> {
+    /// The SAM-card mode's SAM, if the engine runs in that mode.
+    pub fn card_sam(&self) -> Option<&CardSam> {
+        self.card.as_ref()
+    }
+
+    /// The LEGACY in-memory SAM (key-file mode only).
+    pub(crate) fn sam(&self) -> Result<MutexGuard<'_, Sam>, ApiError> {
+        let Some(sam) = &self.sam else {
+            return Err(ApiError::unavailable());
+        };
         // A panic while holding the SAM lock would be a bug; the state is still the
         // SAM's last consistent state, so carry on rather than cascade.
-        self.sam.lock().unwrap_or_else(|e| e.into_inner())
+        Ok(sam.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn check_alive(&self) -> Result<(), ApiError> {
@@ -277,11 +337,22 @@ impl Engine {
                 ),
             ));
         }
-        let rnd_s = fresh_rnd();
-        self.sam()
-            .begin(req.order, rnd_s)
-            .map_err(|e| ApiError::bad_request("invalid_order", e.to_string()))?;
         let id = format!("pay_{}", random_hex(12));
+        let rnd_s = match &self.card {
+            Some(card) => {
+                let (rnd, slot) = self.card_begin(card, &id, &req.order)?;
+                let mut begins = self.begins.lock().unwrap_or_else(|e| e.into_inner());
+                begins.insert(id.clone(), slot);
+                rnd
+            }
+            None => {
+                let rnd_s = fresh_rnd();
+                self.sam()?
+                    .begin(req.order, rnd_s)
+                    .map_err(|e| ApiError::bad_request("invalid_order", e.to_string()))?;
+                rnd_s
+            }
+        };
         let mut secret_bytes = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut secret_bytes);
         let secret = format!(
@@ -320,7 +391,16 @@ impl Engine {
 
     /// The writes that store a new payment.
     pub fn create_ops(&self, p: &Payment) -> Vec<Op> {
-        vec![rows::put_payment(p), self.event(p, "payment.created")]
+        let mut ops = vec![rows::put_payment(p), self.event(p, "payment.created")];
+        let begun = self
+            .begins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&p.id);
+        if let Some(slot) = begun {
+            ops.push(crate::store::sam_rows::put_slot(&slot));
+        }
+        ops
     }
 
     /// Checks the shopper's client secret.
@@ -342,7 +422,10 @@ impl Engine {
         if p.status != Status::Created {
             return None;
         }
-        let sam = self.sam();
+        if let Some(card) = &self.card {
+            return Some(self.card_initialize_commands(card, p));
+        }
+        let sam = self.sam().ok()?;
         let begun = sam.begin(p.order, p.rnd_s).ok()?;
         let list: Vec<_> = self
             .kvs

@@ -18,11 +18,17 @@ use crate::store::Op;
 /// An unfinished recovery kept between requests (in memory: nothing durable happens
 /// until a transaction is decided, and a lost run is simply started again).
 pub struct RecoveryRun {
-    recovery: Recovery,
+    kind: RunKind,
     card_id: CardId,
     /// The payments whose transactions this run may decide.
     payments: Vec<String>,
     started: Instant,
+}
+
+/// Whose recovery: the LEGACY in-memory SAM's, or the SAM card's.
+enum RunKind {
+    Legacy(Recovery),
+    Card(super::card::CardRun),
 }
 
 /// How long an unfinished recovery is kept.
@@ -33,34 +39,40 @@ impl Engine {
     /// the INITIALIZE (mode 00) for the card.
     pub async fn start_recovery(&self, card: CardId, kv: KeyVersion) -> Result<Value, ApiError> {
         self.check_alive()?;
-        let started = {
-            let sam = self.sam();
-            let pending = sam.pending_for(card);
-            sam.start_recovery(card, kv, fresh_rnd())
-                .map(|(r, c)| (r, c, pending))
+        let (kind, command, payments) = if let Some(sam) = self.card() {
+            let (run, command, payments) = self.card_start_recovery(sam, card, kv).await?;
+            (RunKind::Card(run), command, payments)
+        } else {
+            let started = {
+                let sam = self.sam()?;
+                let pending = sam.pending_for(card);
+                sam.start_recovery(card, kv, fresh_rnd())
+                    .map(|(r, c)| (r, c, pending))
+            };
+            let Some((recovery, command, pending)) = started else {
+                return Err(ApiError::new(
+                    404,
+                    "nothing_to_recover",
+                    "this card has no payment waiting for recovery here",
+                ));
+            };
+            let payments = self.payment_ids(pending).await?;
+            (RunKind::Legacy(recovery), command.encode(), payments)
         };
-        let Some((recovery, command, pending)) = started else {
-            return Err(ApiError::new(
-                404,
-                "nothing_to_recover",
-                "this card has no payment waiting for recovery here",
-            ));
-        };
-        let payments = self.payment_ids(pending).await?;
         let id = format!("rec_{}", random_hex(12));
         let mut runs = self.recoveries.lock().unwrap_or_else(|e| e.into_inner());
         runs.retain(|_, r| r.started.elapsed() < RECOVERY_TTL);
         runs.insert(
             id.clone(),
             RecoveryRun {
-                recovery,
+                kind,
                 card_id: card,
                 payments,
                 started: Instant::now(),
             },
         );
         Ok(
-            json!({ "id": id, "object": "recovery", "card_id": card.to_hex(), "command": hex::encode(command.encode()), "done": false }),
+            json!({ "id": id, "object": "recovery", "card_id": card.to_hex(), "command": hex::encode(command), "done": false }),
         )
     }
 
@@ -85,9 +97,40 @@ impl Engine {
         // Hold the locks of every payment the run may decide.
         let (guards, mut payments) = self.lock_all(run.payments.clone()).await?;
         let now = self.now();
+        let recovery = match &mut run.kind {
+            RunKind::Legacy(r) => r,
+            RunKind::Card(card_run) => {
+                let Some(sam) = self.card() else {
+                    return Err(ApiError::unavailable());
+                };
+                let bytes = match &answer {
+                    Some(h) => Some(hex::decode(h).map_err(|_| {
+                        ApiError::bad_request("invalid_apdu", "the card answer is not hex")
+                    })?),
+                    None => None,
+                };
+                let step =
+                    self.card_recovery_step(sam, card_run, bytes.as_deref(), &mut payments, now)?;
+                let reply = json_reply(
+                    id,
+                    run.card_id,
+                    step.command.as_deref(),
+                    &step.outcomes,
+                    &payments,
+                );
+                self.durable(self.store.submit(step.ops)).await?;
+                if step.command.is_some() {
+                    run.started = Instant::now();
+                    let mut runs = self.recoveries.lock().unwrap_or_else(|e| e.into_inner());
+                    runs.insert(id.to_string(), run);
+                }
+                drop(guards);
+                return Ok(reply);
+            }
+        };
         let (reply, committed) = {
-            let mut sam = self.sam();
-            let step = sam.recovery_answer(&mut run.recovery, &exchange);
+            let mut sam = self.sam()?;
+            let step = sam.recovery_answer(recovery, &exchange);
             let (durable, reply, outcomes) = match step {
                 RecoveryStep::Send { command, durable } => {
                     (durable, Some(hex::encode(command.encode())), Vec::new())

@@ -96,8 +96,11 @@ impl Engine {
     /// Closes the period and returns its batch, durable.
     pub async fn close_period(&self) -> Result<Batch, ApiError> {
         self.check_alive()?;
+        if let Some(card) = self.card() {
+            return self.card_close(card).await;
+        }
         loop {
-            let listed = running(&self.sam());
+            let listed = running(&*self.sam()?);
             self.at_close_seam(CloseStage::Listed).await;
             let mut ids = self.payment_ids(listed.iter().copied()).await?;
             ids.extend(
@@ -110,7 +113,7 @@ impl Engine {
             self.at_close_seam(CloseStage::Locked).await;
             let now = self.now();
             let (batch, committed) = {
-                let mut sam = self.sam();
+                let mut sam = self.sam()?;
                 // A time-cycle that started running since the listing: its payment is
                 // not locked. Start over (the guards go with this iteration).
                 if !running(&sam).is_subset(&listed) {
@@ -164,10 +167,13 @@ impl Engine {
         let seqs: Vec<SamTxSeq> = excluded.iter().copied().map(SamTxSeq).collect();
         let ids = self.payment_ids(seqs.iter().copied()).await?;
         let (guards, mut payments) = self.lock_all(ids).await?;
-        let batch = self
-            .sam()
-            .reclose(previous, &seqs)
-            .map_err(|e| ApiError::conflict("not_correctable", e.to_string()))?;
+        let batch = match self.card() {
+            Some(card) => self.card_reclose(card, previous, &seqs).await?,
+            None => self
+                .sam()?
+                .reclose(previous, &seqs)
+                .map_err(|e| ApiError::conflict("not_correctable", e.to_string()))?,
+        };
         let now = self.now();
         let CloseSeq(close_seq) = batch.close_seq;
         let body = serde_json::to_string(&batch).map_err(|_| ApiError::unavailable())?;

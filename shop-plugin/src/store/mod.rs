@@ -10,6 +10,7 @@
 mod schema;
 
 pub mod rows;
+pub mod sam_rows;
 
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};

@@ -100,6 +100,33 @@ const MIGRATIONS: &[&str] = &[
         fetched_at INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 5: SAM-card mode (the SAM applet in its own reader): each payment's sealed SAM
+    // context (the begin context, then the transaction's) and what the card told about
+    // it, and each record the SAM counted with its completion tag, for the close.
+    r#"
+    CREATE TABLE sam_payment (
+        payment_id    TEXT PRIMARY KEY,
+        sam_id        TEXT NOT NULL,
+        sam_tx_seq    INTEGER,
+        card_id       TEXT,
+        nt            INTEGER,
+        kv            INTEGER,
+        authorized_at INTEGER,
+        ctx           BLOB NOT NULL,
+        open          INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE INDEX sam_payment_open ON sam_payment(card_id) WHERE open = 1;
+    CREATE TABLE sam_record (
+        sam_id     TEXT NOT NULL,
+        sam_tx_seq INTEGER NOT NULL,
+        period     INTEGER NOT NULL,
+        rec        BLOB NOT NULL,
+        tag        BLOB NOT NULL,
+        payment_id TEXT NOT NULL,
+        PRIMARY KEY (sam_id, sam_tx_seq)
+    ) STRICT;
+    CREATE INDEX sam_record_period ON sam_record(sam_id, period, sam_tx_seq);
+    "#,
 ];
 
 /// Brings the database to the newest schema, each migration in its own transaction.

@@ -1,0 +1,193 @@
+//! The close in SAM-card mode (sam-protocol CLOSE, streamed): running time-cycles are
+//! STOPped first (a close ends them in the SAM), then CLOSE BEGIN freezes the period's
+//! totals, every record of the period goes back with its tag in `SAM_TxSeq` order, and
+//! CLOSE END signs `TR`. The batch is the records streamed and the SAM's signed totals.
+//! A close interrupted after CLOSE BEGIN (no batch stored for the SAM's last close) is
+//! streamed again (`How = 01`) by the next one.
+
+use purse::settlement::{rfc3339, Batch, Totals, FORMAT};
+use purse::{CloseSeq, Journal, Mac8, SamId, SamTxSeq, Sum};
+
+use super::{sam_error, CardSam};
+use crate::engine::{ApiError, Engine};
+use crate::sam::{Counted, SamError};
+use crate::store::sam_rows;
+
+fn be32(b: &[u8]) -> u32 {
+    let mut x = [0u8; 4];
+    x.copy_from_slice(&b[..4]);
+    u32::from_be_bytes(x)
+}
+
+/// The batch file of `records` under the SAM's `TR || TRMAC`.
+fn batch(card: &CardSam, records: &[Counted], signed: &[u8], now: i64) -> Result<Batch, SamError> {
+    let id = card.identity();
+    let mut sam_id = [0u8; 8];
+    sam_id.copy_from_slice(&signed[..8]);
+    let mut sum = [0u8; 8];
+    sum.copy_from_slice(&signed[24..32]);
+    let mut journal = [0u8; 16];
+    journal.copy_from_slice(&signed[34..50]);
+    let mut mac = [0u8; 8];
+    mac.copy_from_slice(&signed[50..58]);
+    Ok(Batch {
+        format: FORMAT.to_string(),
+        sam_id: SamId(sam_id),
+        close_seq: CloseSeq(be32(&signed[8..])),
+        currency: id.currency,
+        created_at: rfc3339(now.max(0) as u64),
+        key_version: id.key_version,
+        transactions: records
+            .iter()
+            .map(Counted::batch_tx)
+            .collect::<Result<_, _>>()?,
+        unresolved: Vec::new(),
+        totals: Totals {
+            count: be32(&signed[20..]),
+            sum: Sum(u64::from_be_bytes(sum)),
+            first_tx_seq: SamTxSeq(be32(&signed[12..])),
+            last_tx_seq: SamTxSeq(be32(&signed[16..])),
+            journal: Journal(journal),
+            mac: Mac8(mac),
+        },
+    })
+}
+
+impl Engine {
+    async fn period_records(
+        &self,
+        card: &CardSam,
+        period: CloseSeq,
+    ) -> Result<Vec<Counted>, ApiError> {
+        let sam_id = card.identity().sam_id;
+        self.store
+            .read(move |c| sam_rows::records_of(c, sam_id, period))
+            .await
+            .map_err(|_| ApiError::unavailable())
+    }
+
+    /// STOPs every running time-cycle of this SAM with no command in flight.
+    async fn stop_running(&self, card: &CardSam) -> Result<(), ApiError> {
+        let sam_id = card.identity().sam_id;
+        let ids = self
+            .store
+            .read(move |c| sam_rows::running_payments(c, sam_id))
+            .await
+            .map_err(|_| ApiError::unavailable())?;
+        let (guards, mut payments) = self.lock_all(ids).await?;
+        for p in payments.iter_mut() {
+            if p.status != crate::payment::Status::Running || p.pending_command.is_some() {
+                continue;
+            }
+            let committed = self.card_stop(card, p)?;
+            self.durable(committed).await?;
+        }
+        drop(guards);
+        Ok(())
+    }
+
+    /// Closes the SAM's open period (or finishes one a crash interrupted): the batch,
+    /// stored durably with the new close_seq.
+    pub(crate) async fn card_close(&self, card: &CardSam) -> Result<Batch, ApiError> {
+        self.stop_running(card).await?;
+        let status = card.lock().status().map_err(|e| sam_error(&e))?;
+        let last = status.last_close_seq;
+        let unfinished = last.0 > 0
+            && !self
+                .store
+                .read(move |c| sam_rows::has_batch(c, last))
+                .await
+                .map_err(|_| ApiError::unavailable())?;
+        let (close_seq, signed, records) = if unfinished {
+            let records = self.period_records(card, last).await?;
+            let (_, signed) = card
+                .lock()
+                .close(true, last, &records)
+                .map_err(|e| sam_error(&e))?;
+            (last, signed, records)
+        } else {
+            let close_seq = CloseSeq(last.0.saturating_add(1));
+            let (seq, count, sum) = crate::sam::codec::close_begun(
+                &card
+                    .lock()
+                    .command(&crate::sam::codec::close_begin(false, close_seq))
+                    .map_err(|e| sam_error(&e))?,
+            )
+            .map_err(|e| sam_error(&e))?;
+            // Every completion the SAM counted before CLOSE BEGIN was queued for the
+            // database under the SAM's lock, before this: once this barrier is durable,
+            // they all are.
+            self.durable(self.store.submit(Vec::new())).await?;
+            let records = self.period_records(card, seq).await?;
+            let ours: u64 = records
+                .iter()
+                .filter_map(|c| c.batch_tx().ok())
+                .map(|t| u64::from(t.total.0))
+                .sum();
+            if records.len() as u64 != u64::from(count) || ours != sum {
+                tracing::error!(
+                    "close {}: the SAM counted {count} completions for {sum}, the database \
+                     holds {} for {ours}",
+                    seq.0,
+                    records.len()
+                );
+                return Err(ApiError::conflict(
+                    "records_missing",
+                    "the database lacks records the security module counted in this period",
+                ));
+            }
+            let signed = {
+                let mut sam = card.lock();
+                let streamed = records
+                    .chunks(crate::sam::codec::RECORDS_PER_APDU)
+                    .try_for_each(|chunk| {
+                        sam.command(&crate::sam::codec::close_record(chunk))
+                            .map(|_| ())
+                    })
+                    .and_then(|()| sam.command(&crate::sam::codec::CLOSE_END));
+                match streamed {
+                    Ok(s) => s,
+                    // The stream was lost (the SAM was reset): stream the period again.
+                    Err(_) => sam.close(true, seq, &records).map_err(|e| sam_error(&e))?.1,
+                }
+            };
+            (seq, signed, records)
+        };
+        let now = self.now();
+        let batch = batch(card, &records, &signed, now).map_err(|e| sam_error(&e))?;
+        let body = serde_json::to_string(&batch).map_err(|_| ApiError::unavailable())?;
+        let ops = vec![
+            crate::store::rows::set_meta("last_close_seq", i64::from(close_seq.0)),
+            crate::store::rows::insert_batch(close_seq, now, body),
+        ];
+        self.durable(self.store.submit(ops)).await?;
+        Ok(batch)
+    }
+
+    /// The batch of the SAM's last closed period again, over the records it verified
+    /// minus `excluded` (the correction of a batch the clearing office rejected).
+    pub(crate) async fn card_reclose(
+        &self,
+        card: &CardSam,
+        previous: &Batch,
+        excluded: &[SamTxSeq],
+    ) -> Result<Batch, ApiError> {
+        let records: Vec<Counted> = self
+            .period_records(card, previous.close_seq)
+            .await?
+            .into_iter()
+            .filter(|c| {
+                c.tx_record()
+                    .is_ok_and(|r| !excluded.contains(&r.sam_tx_seq))
+            })
+            .collect();
+        let (_, signed) = card
+            .lock()
+            .close(true, previous.close_seq, &records)
+            .map_err(|e| match e {
+                SamError::Status(_) => ApiError::conflict("not_correctable", e.to_string()),
+                e => sam_error(&e),
+            })?;
+        batch(card, &records, &signed, self.now()).map_err(|e| sam_error(&e))
+    }
+}

@@ -1,0 +1,148 @@
+//! The engine's SAM-card mode: the SAM applet behind a [`SecurityModule`] (the SAM card
+//! in its reader, or the applet in process for tests) holds the keys and counters; the
+//! engine keeps each payment's sealed context in `sam_payment` and each counted record
+//! with its tag in `sam_record`. A SAM answer that moves money (AUTHORIZE's S2, TICK's
+//! S2k, a completion) is queued for SQLite while the SAM's lock is held and is durable
+//! before anything leaves. A SAM that does not answer leaves its payments as they are.
+
+mod checkout;
+mod close;
+mod recovery;
+
+use std::sync::{Mutex, MutexGuard};
+
+use purse::{KeyVersion, Rnd};
+use serde_json::json;
+
+pub use recovery::CardRun;
+
+use super::{ApiError, Engine};
+use crate::payment::Payment;
+use crate::sam::{Identity, SamError, SecurityModule};
+use crate::store::sam_rows::{self, SamSlot};
+
+/// The SAM the engine drives in SAM-card mode.
+pub struct CardSam {
+    sam: Mutex<Box<dyn SecurityModule>>,
+    id: Identity,
+}
+
+impl CardSam {
+    pub fn new(sam: Box<dyn SecurityModule>) -> CardSam {
+        let id = sam.identity();
+        CardSam {
+            sam: Mutex::new(sam),
+            id,
+        }
+    }
+
+    pub fn identity(&self) -> Identity {
+        self.id
+    }
+
+    /// The SAM, for one command or a few that belong together. PC/SC calls are short
+    /// (the SAM answers in well under a millisecond on vpcd).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Box<dyn SecurityModule>> {
+        self.sam.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The shopper's or merchant's error of a SAM that failed to answer or refused.
+pub(crate) fn sam_error(e: &SamError) -> ApiError {
+    match e {
+        SamError::Unavailable(_) => ApiError::new(
+            503,
+            "sam_unavailable",
+            "the shop's security module is not reachable; the payment waits, try again shortly",
+        ),
+        SamError::Status(sw) if sw.0 == 0x6983 => ApiError::new(
+            503,
+            "sam_blocked",
+            "the shop's security module is blocked (a restored old state was detected)",
+        ),
+        SamError::Status(sw) if sw.0 == 0x6A84 => ApiError::new(
+            503,
+            "sam_exhausted",
+            "this shop's security module can take no more payments now",
+        ),
+        SamError::Status(_) | SamError::Malformed(_) => {
+            ApiError::conflict("wrong_state", e.to_string())
+        }
+    }
+}
+
+/// `80 50 P1 KV 1E InitData 00`.
+pub(crate) fn initialize_apdu(p1: u8, kv: KeyVersion, init_data: &[u8]) -> Vec<u8> {
+    let mut a = vec![0x80, 0x50, p1, kv.0, 0x1E];
+    a.extend_from_slice(init_data);
+    a.push(0);
+    a
+}
+
+/// The RND_S inside an INITIALIZE data field (`SAM_ID || RND_S || U || MaxUnits`).
+fn rnd_of(init_data: &[u8]) -> Rnd {
+    let mut r = [0u8; 16];
+    r.copy_from_slice(&init_data[8..24]);
+    Rnd(r)
+}
+
+impl Engine {
+    pub(crate) fn card(&self) -> Option<&CardSam> {
+        self.card.as_ref()
+    }
+
+    /// SAM-card mode: BEGIN for `p` (a new payment, or another try after a refusal).
+    /// Returns the RND_S of its INITIALIZE and the slot to store.
+    pub(crate) fn card_begin(
+        &self,
+        card: &CardSam,
+        payment_id: &str,
+        order: &purse::sam::Order,
+    ) -> Result<(Rnd, SamSlot), ApiError> {
+        let begun = card
+            .lock()
+            .begin(order, card.id.currency)
+            .map_err(|e| match e {
+                SamError::Status(sw) if sw.0 == 0x6A80 || sw.0 == 0x6A86 => {
+                    ApiError::bad_request("invalid_order", "the security module refused this order")
+                }
+                e => sam_error(&e),
+            })?;
+        let slot = SamSlot {
+            payment_id: payment_id.to_string(),
+            sam_id: card.id.sam_id,
+            sam_tx_seq: None,
+            card_id: None,
+            nt: None,
+            kv: None,
+            authorized_at: None,
+            ctx: begun.ctx,
+            open: false,
+        };
+        Ok((rnd_of(&begun.init_data), slot))
+    }
+
+    /// The INITIALIZE commands of a waiting payment in SAM-card mode.
+    pub(crate) fn card_initialize_commands(
+        &self,
+        card: &CardSam,
+        p: &Payment,
+    ) -> serde_json::Value {
+        let mut init = card.id.sam_id.0.to_vec();
+        init.extend_from_slice(&p.rnd_s.0);
+        init.extend_from_slice(&p.order.unit_amount.0.to_be_bytes());
+        init.extend_from_slice(&p.order.max_units.0.to_be_bytes());
+        let kv = card.id.key_version;
+        json!([{ "kv": kv.0, "apdu": hex::encode(initialize_apdu(p.order.mode.p1(), kv, &init)) }])
+    }
+
+    pub(crate) fn load_slot(&self, id: &str) -> Result<SamSlot, ApiError> {
+        let id = id.to_string();
+        self.store
+            .lookup(move |c| sam_rows::load_slot(c, &id))
+            .map_err(|_| ApiError::unavailable())?
+            .ok_or_else(|| {
+                ApiError::conflict("wrong_state", "this payment has no context on the SAM")
+            })
+    }
+}

@@ -1,0 +1,160 @@
+//! The rows of SAM-card mode: each payment's sealed SAM context with what the card said
+//! (`sam_payment`), and each record the SAM counted with its tag (`sam_record`), read
+//! back in `SAM_TxSeq` order when its period closes.
+
+use purse::{CardId, CloseSeq, KeyVersion, Nt, SamId, SamTxSeq};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::Op;
+use crate::sam::Counted;
+
+/// A payment's place on its SAM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SamSlot {
+    pub payment_id: String,
+    pub sam_id: SamId,
+    pub sam_tx_seq: Option<SamTxSeq>,
+    pub card_id: Option<CardId>,
+    /// The card's NT of the authorizing session (what recovery asks the proof of).
+    pub nt: Option<Nt>,
+    pub kv: Option<KeyVersion>,
+    /// The DateTime the SAM authorized at (time-cycle units fall due from it).
+    pub authorized_at: Option<i64>,
+    /// The sealed context the SAM's next command takes.
+    pub ctx: Vec<u8>,
+    /// A transaction the SAM has not made final yet (recovery looks for these).
+    pub open: bool,
+}
+
+pub fn put_slot(s: &SamSlot) -> Op {
+    let s = s.clone();
+    Box::new(move |tx: &Transaction<'_>| {
+        tx.prepare_cached(
+            "INSERT INTO sam_payment (payment_id, sam_id, sam_tx_seq, card_id, nt, kv, authorized_at, ctx, open)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT(payment_id) DO UPDATE SET sam_id = ?2, sam_tx_seq = ?3, card_id = ?4,
+                nt = ?5, kv = ?6, authorized_at = ?7, ctx = ?8, open = ?9",
+        )?
+        .execute(params![
+            s.payment_id,
+            s.sam_id.to_hex(),
+            s.sam_tx_seq.map(|x| x.0),
+            s.card_id.map(|c| c.to_hex()),
+            s.nt.map(|n| n.0),
+            s.kv.map(|k| k.0),
+            s.authorized_at,
+            s.ctx,
+            s.open,
+        ])?;
+        Ok(())
+    })
+}
+
+fn hex8(s: Option<String>) -> Option<[u8; 8]> {
+    let b = hex::decode(s?).ok()?;
+    b.try_into().ok()
+}
+
+fn slot(r: &rusqlite::Row<'_>) -> rusqlite::Result<SamSlot> {
+    Ok(SamSlot {
+        payment_id: r.get(0)?,
+        sam_id: SamId(hex8(r.get(1)?).unwrap_or_default()),
+        sam_tx_seq: r.get::<_, Option<u32>>(2)?.map(SamTxSeq),
+        card_id: hex8(r.get(3)?).map(CardId),
+        nt: r.get::<_, Option<u32>>(4)?.map(Nt),
+        kv: r.get::<_, Option<u8>>(5)?.map(KeyVersion),
+        authorized_at: r.get(6)?,
+        ctx: r.get(7)?,
+        open: r.get(8)?,
+    })
+}
+
+const SLOT_COLUMNS: &str =
+    "payment_id, sam_id, sam_tx_seq, card_id, nt, kv, authorized_at, ctx, open";
+
+pub fn load_slot(conn: &Connection, payment_id: &str) -> rusqlite::Result<Option<SamSlot>> {
+    conn.prepare_cached(&format!(
+        "SELECT {SLOT_COLUMNS} FROM sam_payment WHERE payment_id = ?1"
+    ))?
+    .query_row([payment_id], slot)
+    .optional()
+}
+
+/// The open transactions of `card` on SAM `sam_id` whose payment waits for an answer
+/// (a card command in flight): what recovery may decide.
+pub fn open_for_card(
+    conn: &Connection,
+    sam_id: SamId,
+    card: CardId,
+) -> rusqlite::Result<Vec<SamSlot>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {SLOT_COLUMNS} FROM sam_payment s
+         WHERE s.card_id = ?1 AND s.open = 1 AND s.sam_id = ?2
+           AND EXISTS (SELECT 1 FROM payments p WHERE p.id = s.payment_id
+                       AND json_extract(p.data, '$.pending_command') IS NOT NULL)
+         ORDER BY s.sam_tx_seq"
+    ))?;
+    let rows = st.query_map(params![card.to_hex(), sam_id.to_hex()], slot)?;
+    rows.collect()
+}
+
+/// Payments of SAM `sam_id` whose time-cycle runs with no card command in flight (the
+/// close stops them first).
+pub fn running_payments(conn: &Connection, sam_id: SamId) -> rusqlite::Result<Vec<String>> {
+    let mut st = conn.prepare_cached(
+        "SELECT s.payment_id FROM sam_payment s JOIN payments p ON p.id = s.payment_id
+         WHERE s.sam_id = ?1 AND s.open = 1 AND p.status = 'running'
+           AND json_extract(p.data, '$.pending_command') IS NULL",
+    )?;
+    let rows = st.query_map([sam_id.to_hex()], |r| r.get(0))?;
+    rows.collect()
+}
+
+pub fn put_record(payment_id: &str, sam_id: SamId, c: &Counted) -> Op {
+    let (payment_id, c) = (payment_id.to_string(), c.clone());
+    Box::new(move |tx: &Transaction<'_>| {
+        let seq = c.tx_record().map(|r| r.sam_tx_seq.0).unwrap_or(0);
+        // A record counts once: the SAM gives each SAM_TxSeq one completion.
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO sam_record (sam_id, sam_tx_seq, period, rec, tag, payment_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            sam_id.to_hex(),
+            seq,
+            c.period.0,
+            c.rec,
+            c.tag.to_vec(),
+            payment_id
+        ])?;
+        Ok(())
+    })
+}
+
+/// The records SAM `sam_id` counted in `period`, in `SAM_TxSeq` order.
+pub fn records_of(
+    conn: &Connection,
+    sam_id: SamId,
+    period: CloseSeq,
+) -> rusqlite::Result<Vec<Counted>> {
+    let mut st = conn.prepare_cached(
+        "SELECT rec, tag FROM sam_record WHERE sam_id = ?1 AND period = ?2 ORDER BY sam_tx_seq",
+    )?;
+    let rows = st.query_map(params![sam_id.to_hex(), period.0], |r| {
+        let tag: Vec<u8> = r.get(1)?;
+        Ok(Counted {
+            period,
+            rec: r.get(0)?,
+            tag: tag.try_into().unwrap_or_default(),
+        })
+    })?;
+    rows.collect()
+}
+
+/// Whether the batch of `close_seq` is stored.
+pub fn has_batch(conn: &Connection, close_seq: CloseSeq) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM batches WHERE close_seq = ?1")?
+        .query_row([close_seq.0], |_| Ok(()))
+        .optional()
+        .map(|r| r.is_some())
+}
