@@ -1,28 +1,30 @@
-//! A first figure for the SAM card on vpcd (printed, never asserted on time): SAM APDU
-//! round trips per single purchase and purchases per second through one `sam-emulator`
-//! over pcscd + vpcd. The purse card runs in this process, so the figure is the SAM's:
-//! three exchanges through pcscd, two of them writing the SAM card file (fsync, rename).
+//! Figures for the SAM card (printed, never asserted on time): purchases per second and
+//! the time per SAM command (median, p99) with the SAM applet in process (the
+//! baseline: its state in memory, and through the emulator's journaled store without
+//! vpcd), through one `sam-emulator` over pcscd + vpcd, and through two at once (the
+//! two vpcd slots, one thread and one purse card each). SAM round trips per purchase: 3.
+//! The purse cards run in process, so the figures are the SAM's.
 //!
-//! `cargo test --release -p card-emulators --test sam_bench -- --nocapture`
+//! `cargo test --release -p card-emulators --test sam_bench -- --nocapture --test-threads 1`
 
 mod sam_host;
 
+use std::thread;
 use std::time::{Duration, Instant};
 
+use card_emulators::sam_store::SamFileStore;
 use purse::card::{Card, MemoryStore};
 use purse::commands::CardCommand;
 use purse::sam::Order;
+use purse::sam_applet::{MemorySamStore, SamApplet};
 use purse::{Amount, CardId, DateTime, Rnd, SamId};
 use sam_host::SamLink;
 use testkit::*;
 
 const SAM_EMULATOR: &str = env!("CARGO_BIN_EXE_sam-emulator");
-const PURCHASES: u32 = 300;
-
-/// `data || SW` of the in-process card.
-fn card_send(card: &mut Card, apdu: &[u8]) -> Vec<u8> {
-    card.process(apdu, &mut MemoryStore)
-}
+/// Purchases per SAM over vpcd, and in process.
+const OVER_VPCD: u32 = 2000;
+const IN_PROCESS: u32 = 20_000;
 
 fn card_apdu(ins: u8, p1: u8, p2: u8, data: &[u8]) -> Vec<u8> {
     let mut a = vec![0x80, ins, p1, p2, data.len() as u8];
@@ -31,65 +33,160 @@ fn card_apdu(ins: u8, p1: u8, p2: u8, data: &[u8]) -> Vec<u8> {
     a
 }
 
-#[test]
-fn sam_round_trips_and_purchases_per_second_over_vpcd() {
-    let lock = SlotLock::acquire(SLOT_0);
-    let dir = TestDir::new("sam-bench");
-    let file = dir.join("sam.json");
-    write_sam_card(
-        &file,
-        &new_sam_card_state(SamId([0x5A, 0, 0, 0, 0, 0, 0, 0xB1])),
-    );
-    let emu = Emulator::spawn(SAM_EMULATOR, &lock, &file);
-    let mut sam = SamLink::connect(SLOT_0.reader);
+/// What a run of purchases measured.
+struct Run {
+    purchases: u32,
+    elapsed: Duration,
+    round_trips: u64,
+    /// Per command: BEGIN, AUTHORIZE, COMPLETE.
+    times: [Vec<Duration>; 3],
+}
+
+/// `purchases` single purchases of 1 cent through `sam`, each with a purse card in
+/// this process.
+fn purchases(sam: &mut SamLink, card_last: u8, purchases: u32) -> Run {
     let mut card = Card::new(
-        new_card_state(CardId([0x10, 0, 0, 0, 0, 0, 0xB1, 1]), Amount(1_000_000)),
+        new_card_state(
+            CardId([0x10, 0, 0, 0, 0, 0, 0xB1, card_last]),
+            Amount(100_000_000),
+        ),
         Box::new(|| Rnd([0x33; 16])),
     );
-    let select = card_send(&mut card, &CardCommand::select().encode());
+    let select = card.process(&CardCommand::select().encode(), &mut MemoryStore);
     assert_eq!(&select[select.len() - 2..], [0x90, 0x00]);
     let order = Order::single(Amount(1));
-
     let start_trips = sam.round_trips;
-    // Time in BEGIN (writes once per 64), AUTHORIZE and COMPLETE (each writes the file).
-    let mut spent = [Duration::ZERO; 3];
+    let mut times = [(); 3].map(|()| Vec::with_capacity(purchases as usize));
     let start = Instant::now();
-    for i in 0..PURCHASES {
+    for i in 0..purchases {
         let t = Instant::now();
         let (init, begin) = sam.begin(&order).expect("BEGIN");
-        spent[0] += t.elapsed();
-        let r = card_send(
-            &mut card,
+        times[0].push(t.elapsed());
+        let r = card.process(
             &card_apdu(0x50, order.mode.p1(), TEST_KV.0, &init),
+            &mut MemoryStore,
         );
-        let init_resp = &r[..r.len() - 2];
         let t = Instant::now();
         let (debit, ctx) = sam
-            .authorize(TEST_KV, DateTime(1_795_000_000 + i), init_resp, &begin)
+            .authorize(
+                TEST_KV,
+                DateTime(1_795_000_000 + i),
+                &r[..r.len() - 2],
+                &begin,
+            )
             .expect("AUTHORIZE");
-        spent[1] += t.elapsed();
-        let answer = card_send(&mut card, &card_apdu(0x54, 0, 0, &debit));
+        times[1].push(t.elapsed());
+        let answer = card.process(&card_apdu(0x54, 0, 0, &debit), &mut MemoryStore);
         let t = Instant::now();
         sam.complete(&answer, &ctx).expect("COMPLETE").counted();
-        spent[2] += t.elapsed();
+        times[2].push(t.elapsed());
     }
-    let secs = start.elapsed().as_secs_f64();
-    let trips = sam.round_trips - start_trips;
-    assert_eq!(sam.status().period_count, PURCHASES);
+    let elapsed = start.elapsed();
+    Run {
+        purchases,
+        elapsed,
+        round_trips: sam.round_trips - start_trips,
+        times,
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn quantile(v: &mut [Duration], q: f64) -> Duration {
+    v.sort_unstable();
+    v[((v.len() as f64 - 1.0) * q).round() as usize]
+}
+
+fn report(what: &str, runs: &mut [Run]) {
+    let total: u32 = runs.iter().map(|r| r.purchases).sum();
+    let wall = runs.iter().map(|r| r.elapsed).max().unwrap_or_default();
+    let trips: u64 = runs.iter().map(|r| r.round_trips).sum();
     println!(
-        "SAM over vpcd: {PURCHASES} purchases in {secs:.2} s = {:.0} purchases/s through one \
-         sam-emulator; {} SAM round trips per purchase ({:.2} ms per round trip)",
-        f64::from(PURCHASES) / secs,
-        trips / u64::from(PURCHASES),
-        secs * 1000.0 / trips as f64
+        "{what}: {total} purchases in {:.2} s = {:.0} purchases/s; {:.0} SAM round trips per \
+         purchase",
+        wall.as_secs_f64(),
+        f64::from(total) / wall.as_secs_f64(),
+        trips as f64 / f64::from(total)
     );
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0 / f64::from(PURCHASES);
-    println!(
-        "SAM over vpcd, mean per command: BEGIN {:.2} ms, AUTHORIZE {:.2} ms, COMPLETE {:.2} ms \
-         (the last two write the SAM card file: write, fsync, rename)",
-        ms(spent[0]),
-        ms(spent[1]),
-        ms(spent[2])
+    let mut line = String::from("    per command, median / p99 (ms):");
+    for (i, name) in ["BEGIN", "AUTHORIZE", "COMPLETE"].iter().enumerate() {
+        let mut all: Vec<Duration> = runs.iter().flat_map(|r| r.times[i].clone()).collect();
+        line.push_str(&format!(
+            " {name} {:.3} / {:.3};",
+            ms(quantile(&mut all, 0.5)),
+            ms(quantile(&mut all, 0.99))
+        ));
+    }
+    println!("{line}");
+}
+
+fn sam_state(last: u8) -> purse::sam_applet::SamState {
+    new_sam_card_state(SamId([0x5A, 0, 0, 0, 0, 0, 0, last]))
+}
+
+#[test]
+fn sam_purchases_per_second_in_process_and_over_vpcd() {
+    // The baseline: the applet in this process, its state in memory.
+    let mut sam = SamLink::in_process(SamApplet::new(sam_state(0xB0)), Box::new(MemorySamStore));
+    report(
+        "SAM applet in process, state in memory",
+        &mut [purchases(&mut sam, 0, IN_PROCESS)],
     );
-    emu.stop();
+
+    // The emulator's store (journal, fdatasync per change) without pcscd.
+    let dir = TestDir::new("sam-bench");
+    let file = dir.join("sam-file.json");
+    write_sam_card(&file, &sam_state(0xB1));
+    let (state, store) = SamFileStore::open(&file).expect("SAM card");
+    let mut sam = SamLink::in_process(SamApplet::new(state), Box::new(store));
+    report(
+        "SAM applet in process, journaled SAM card file",
+        &mut [purchases(&mut sam, 1, OVER_VPCD)],
+    );
+
+    // One sam-emulator over pcscd + vpcd.
+    let slots = [SLOT_0, SLOT_1];
+    let locks: Vec<SlotLock> = slots.iter().map(|s| SlotLock::acquire(*s)).collect();
+    let files: Vec<_> = (0..2u8)
+        .map(|i| {
+            let f = dir.join(&format!("sam{i}.json"));
+            write_sam_card(&f, &sam_state(0xC0 + i));
+            f
+        })
+        .collect();
+    let emus: Vec<Emulator> = locks
+        .iter()
+        .zip(&files)
+        .map(|(lock, f)| Emulator::spawn(SAM_EMULATOR, lock, f))
+        .collect();
+    let mut sam = SamLink::connect(SLOT_0.reader);
+    report(
+        "1 sam-emulator over vpcd",
+        &mut [purchases(&mut sam, 2, OVER_VPCD)],
+    );
+    drop(sam);
+
+    // Two at once, one thread each.
+    let mut runs: Vec<Run> = thread::scope(|s| {
+        let handles: Vec<_> = slots
+            .iter()
+            .enumerate()
+            .map(|(i, slot)| {
+                s.spawn(move || {
+                    let mut sam = SamLink::connect(slot.reader);
+                    purchases(&mut sam, 3 + i as u8, OVER_VPCD)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("SAM thread"))
+            .collect()
+    });
+    report("2 sam-emulators over vpcd, concurrently", &mut runs);
+    for e in emus {
+        e.stop();
+    }
 }

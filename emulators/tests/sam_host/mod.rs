@@ -7,10 +7,10 @@
 use pcsc::{Context, Disposition};
 use purse::commands::{CardCommand, SelectInfo, TxRecord};
 use purse::sam::Order;
-use purse::sam_applet::{outcome, SAM_AID};
+use purse::sam_applet::{outcome, SamApplet, SamStore, SAM_AID};
 use purse::settlement::{Batch, BatchTx, Totals, FORMAT};
 use purse::{
-    CardId, CloseSeq, Currency, DateTime, Journal, KeyVersion, Mac8, Nt, SamId, SamTxSeq, Sum,
+    CardId, CloseSeq, Currency, DateTime, Journal, KeyVersion, Mac8, Nt, Rnd, SamId, SamTxSeq, Sum,
 };
 use testkit::{connect, pcsc_context, select_purse, split_sw, transmit, wait_present};
 
@@ -90,9 +90,20 @@ pub struct SamStatus {
     pub blocked: bool,
 }
 
-/// The SAM card in its reader.
+/// Where the SAM's APDUs go.
+enum Transport {
+    /// The SAM card in its reader, through pcscd.
+    Pcsc(Handle),
+    /// The same applet called in this process (benchmark baselines).
+    InProcess {
+        sam: Box<SamApplet>,
+        store: Box<dyn SamStore>,
+    },
+}
+
+/// The SAM card in its reader (or its applet in process).
 pub struct SamLink {
-    card: Handle,
+    card: Transport,
     /// SAM APDU exchanges so far (SELECT included).
     pub round_trips: u64,
 }
@@ -100,8 +111,20 @@ pub struct SamLink {
 impl SamLink {
     /// Waits for the SAM in `reader`, connects and SELECTs the SAM application.
     pub fn connect(reader: &'static str) -> SamLink {
+        SamLink::over(Transport::Pcsc(Handle::connect(reader)))
+    }
+
+    /// The SAM applet in this process, persisting through `store`; SELECTed.
+    pub fn in_process(sam: SamApplet, store: Box<dyn SamStore>) -> SamLink {
+        SamLink::over(Transport::InProcess {
+            sam: Box::new(sam),
+            store,
+        })
+    }
+
+    fn over(card: Transport) -> SamLink {
         let mut link = SamLink {
-            card: Handle::connect(reader),
+            card,
             round_trips: 0,
         };
         link.select();
@@ -110,7 +133,9 @@ impl SamLink {
 
     /// After the SAM emulator restarted: a new connection and SELECT.
     pub fn reconnect(&mut self) {
-        self.card.reconnect();
+        if let Transport::Pcsc(h) = &mut self.card {
+            h.reconnect();
+        }
         self.select();
     }
 
@@ -132,7 +157,16 @@ impl SamLink {
     /// tests unless the test killed it).
     pub fn ok(&mut self, apdu: &[u8]) -> Result<Vec<u8>, Sw> {
         self.round_trips += 1;
-        let r = transmit(self.card.get(), apdu).unwrap_or_else(|e| panic!("SAM transmit: {e}"));
+        let r = match &mut self.card {
+            Transport::Pcsc(h) => {
+                transmit(h.get(), apdu).unwrap_or_else(|e| panic!("SAM transmit: {e}"))
+            }
+            Transport::InProcess { sam, store } => {
+                let mut rnd = [0u8; 16];
+                rnd[..8].copy_from_slice(&self.round_trips.to_be_bytes());
+                sam.process(apdu, Rnd(rnd), store.as_mut())
+            }
+        };
         let (data, sw) = split_sw(&r);
         if sw == 0x9000 {
             Ok(data.to_vec())

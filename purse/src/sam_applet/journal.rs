@@ -1,5 +1,5 @@
-//! The SAM card's journal (sam-protocol section 1, "Storage"): the changes made since
-//! the card file was last written, one fixed-size record each, so that a change costs
+//! The SAM card's journal (how the emulator keeps what sam-protocol section 1 lists):
+//! the changes since the card file was last written, one fixed-size record each, so a change costs
 //! one small write and one `fdatasync` instead of a 6 KB file, an fsync and a rename.
 //! Pure: the SAM emulator (`emulators/`) owns the files.
 //!
