@@ -4,12 +4,18 @@
 //!
 //! Protocol: one JSON request per connection on one line, one JSON answer on one line.
 //! `{"command": "settle", "force": false}` → `{"ok": true, "result": <settlement report>}`;
-//! `{"command": "wake_webhooks"}` → `{"ok": true, "result": null}`; a failure is
-//! `{"ok": false, "error": "<message>"}`.
+//! `{"command": "correct", "close_seq": 3}` → `{"ok": true, "result": <correction>}` (the
+//! rejected batch closed again without the refused records, then a settlement run that
+//! uploads it); `{"command": "wake_webhooks"}` → `{"ok": true, "result": null}`; a
+//! failure is `{"ok": false, "error": "<message>"}`.
+//!
+//! [`here_or_server`] is how an operator's command that needs the SAM finds where to run:
+//! in its own process when it can take the instance lock, else in the running server.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -17,6 +23,7 @@ use thiserror::Error;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::files::FileLock;
 use crate::http::App;
 use crate::settlement::Settler;
 
@@ -31,6 +38,8 @@ pub enum Request {
         #[serde(default)]
         force: bool,
     },
+    /// Correct rejected batch `close_seq` (`batches correct`), then a settlement run.
+    Correct { close_seq: u32 },
     /// Look for due webhook events now (after `events retry`).
     WakeWebhooks,
 }
@@ -46,6 +55,11 @@ pub enum AdminError {
     Answer { path: PathBuf, message: String },
     #[error("the server refused: {0}")]
     Refused(String),
+    #[error("lock file {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// What the socket's handlers share.
@@ -72,6 +86,18 @@ impl Admin {
                 let _one = self.settling.lock().await;
                 match self.settler.run(&self.app.engine, force).await {
                     Ok(report) => json!({"ok": true, "result": report}),
+                    Err(e) => json!({"ok": false, "error": e.to_string()}),
+                }
+            }
+            Request::Correct { close_seq } => {
+                tracing::info!("correction of batch {close_seq} requested on the admin socket");
+                let _one = self.settling.lock().await;
+                match self
+                    .settler
+                    .correct_and_run(&self.app.engine, close_seq)
+                    .await
+                {
+                    Ok(c) => json!({"ok": true, "result": c}),
                     Err(e) => json!({"ok": false, "error": e.to_string()}),
                 }
             }
@@ -166,4 +192,51 @@ pub async fn call(path: &Path, req: &Request) -> Result<Value, AdminError> {
             v["error"].as_str().unwrap_or("no reason given").to_string(),
         ))
     }
+}
+
+/// Where an operator's command that needs the SAM runs.
+pub enum Place {
+    /// Here: this process holds the instance lock (and may open the SAM) until dropped.
+    Here(FileLock),
+    /// In the running server, which answered with this result.
+    Server(Value),
+}
+
+/// How long to keep trying when the lock is held but no server answers (a server that
+/// is starting, or another command that is about to finish).
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// Takes the instance lock at `lock_path`, or, while another process holds it, sends
+/// `req` to the server at `socket`.
+pub async fn here_or_server(
+    lock_path: &Path,
+    socket: &Path,
+    req: &Request,
+) -> Result<Place, AdminError> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let lock = FileLock::try_exclusive(lock_path).map_err(|source| AdminError::Lock {
+            path: lock_path.to_path_buf(),
+            source,
+        })?;
+        if let Some(lock) = lock {
+            return Ok(Place::Here(lock));
+        }
+        match call(socket, req).await {
+            Ok(result) => return Ok(Place::Server(result)),
+            Err(e) if not_listening(&e) && tokio::time::Instant::now() < deadline => {
+                // No event tells when a starting server listens: poll, bounded.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// No server behind the socket (yet): worth trying again.
+fn not_listening(e: &AdminError) -> bool {
+    matches!(e, AdminError::Io { source, .. } if matches!(
+        source.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+    ))
 }

@@ -11,25 +11,9 @@ mod support;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use purse::card::{Card, CardState};
-use purse::{Amount, CardId, Currency, Key, KeyVersion, Rnd};
 use serde_json::Value;
-use shop_plugin::settlement::batches;
-use support::office::{settler, stand_in, Office, SAM};
-use support::{issuer, Plugin, TestCard, T0};
-
-async fn rows(p: &Plugin) -> Vec<batches::BatchRow> {
-    p.app
-        .engine
-        .store()
-        .read(batches::list)
-        .await
-        .expect("rows")
-}
-
-fn answer(r: &batches::BatchRow) -> Value {
-    serde_json::from_str(r.answer.as_deref().expect("an answer")).expect("json")
-}
+use support::office::{answer, forged_card, rows, settler, stand_in, Office, SAM};
+use support::{Plugin, TestCard, T0};
 
 #[tokio::test]
 async fn accepted_recorded_and_the_same_batch_after_a_lost_answer_gets_the_same_decision() {
@@ -72,7 +56,7 @@ async fn accepted_recorded_and_the_same_batch_after_a_lost_answer_gets_the_same_
     let r3 = bad.run(&p.app.engine, false).await.expect("settle");
     assert_eq!(
         r3.post_error.as_deref(),
-        Some("batch 2: HTTP 401 invalid_credential")
+        Some("batch 2: HTTP 401 invalid_credential: the bearer credential is not valid here")
     );
     assert_eq!(rows(&p).await[1].attempts, 1);
     let r4 = s.run(&p.app.engine, false).await.expect("settle");
@@ -120,31 +104,6 @@ async fn an_office_down_or_a_captive_portal_delivers_nothing_until_the_office_an
     let r = s.run(&p.app.engine, false).await.expect("settle");
     assert_eq!((r.posted, r.post_error), (vec![1], None));
     assert_eq!(rows(&p).await[0].decision.as_deref(), Some("accepted"));
-}
-
-/// A card whose TAC key is not the issuer's: the SAM cannot tell, the office can.
-fn forged_card(id: u8) -> TestCard {
-    let card_id = CardId([0x10, 0, 0, 0, 0, 0, 0, id]);
-    let m = issuer();
-    let m = m.get(KeyVersion(1)).expect("kv");
-    let state = CardState::new(
-        card_id,
-        KeyVersion(1),
-        Currency::EUR,
-        Amount(10_000),
-        m.k_pur(card_id),
-        Key::from_bytes([0x77; 16]),
-    );
-    let mut n = 0u8;
-    TestCard {
-        card: Card::new(
-            state,
-            Box::new(move || {
-                n = n.wrapping_add(1);
-                Rnd([n ^ id; 16])
-            }),
-        ),
-    }
 }
 
 #[tokio::test]

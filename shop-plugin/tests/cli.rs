@@ -6,8 +6,8 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
 
 use purse::clearing::{parse_batch, ClearingState};
 use serde_json::{json, Value};
@@ -15,20 +15,8 @@ use shop_plugin::config::Config;
 use shop_plugin::engine::sha256_hex;
 use shop_plugin::webhooks::{verify, WebhookSecret};
 use support::receiver::Receiver;
-use support::server::{write_config, write_private, Server};
+use support::server::{run, write_config, write_private, Server};
 use support::{issuer, sam_keys, temp_dir, TestCard};
-
-/// Runs `shop-plugin --config <config> <args>` to its end (off the async threads).
-async fn run(config: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shop-plugin"));
-    cmd.arg("--config")
-        .arg(config)
-        .args(args)
-        .env("NO_COLOR", "1");
-    tokio::task::spawn_blocking(move || cmd.output().expect("run shop-plugin"))
-        .await
-        .expect("join")
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

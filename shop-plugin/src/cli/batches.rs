@@ -1,18 +1,19 @@
 //! `batches list` (each batch and the clearing office's decision: accepted, rejected
 //! with why, not yet sent) and `batches correct <close_seq>` (close a rejected period
-//! again without the records the office refused, then upload).
+//! again without the records the office refused, then upload; in the running server
+//! when one holds the SAM).
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::{Context, Result};
-use shop_plugin::engine::SystemClock;
-use shop_plugin::files::FileLock;
+use anyhow::Result;
+use shop_plugin::admin::Request;
 use shop_plugin::settlement::batches::{self, BatchRow};
 use shop_plugin::settlement::office::Decision;
+use shop_plugin::settlement::Correction;
 
-use super::{load_config, open_app, open_store, settler, time};
+use super::settle::where_the_sam_is;
+use super::{load_config, open_store, time};
 
 /// The state of a batch in words.
 fn state(r: &BatchRow) -> (String, Vec<String>) {
@@ -67,36 +68,21 @@ pub async fn list(config_path: &Path, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Corrects in this process (the SAM is needed): refused while a server holds it.
+/// Corrects in this process when no server holds the SAM, otherwise in the server
+/// through its admin socket; either way a settlement run then uploads the batch.
 pub async fn correct(config_path: &Path, close_seq: u32) -> Result<ExitCode> {
     let config = load_config(config_path)?;
-    let lock_path = config.lock_path();
-    let Some(_lock) = FileLock::try_exclusive(&lock_path)
-        .with_context(|| format!("lock file {}", lock_path.display()))?
-    else {
-        anyhow::bail!(
-            "another process holds {} (a running serve?): stop it to correct a batch, or set \
-             settlement.auto_correct so that its settlement runs correct by policy",
-            lock_path.display()
-        );
-    };
-    let app = open_app(&config, Arc::new(SystemClock))?;
-    let s = settler(&config)?;
-    let c = s.correct(&app.engine, close_seq).await?;
-    println!(
-        "corrected batch {}: closed again without SAM_TxSeq {:?} (their payments failed: \
-         clearing_refused)",
-        c.close_seq, c.excluded
-    );
-    let report = s.run(&app.engine, false).await?;
-    for line in report.lines() {
+    let req = Request::Correct { close_seq };
+    let c: Correction = where_the_sam_is(&config, &req, |app, settler| async move {
+        Ok(settler.correct_and_run(&app.engine, close_seq).await?)
+    })
+    .await?;
+    for line in c.lines() {
         println!("{line}");
     }
-    Ok(
-        if report.post_error.is_some() || !report.rejected.is_empty() {
-            ExitCode::from(2)
-        } else {
-            ExitCode::SUCCESS
-        },
-    )
+    Ok(if c.report.all_delivered() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }

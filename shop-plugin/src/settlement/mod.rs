@@ -17,6 +17,7 @@
 //! later run.
 
 pub mod batches;
+mod correct;
 pub mod office;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,8 @@ use crate::outbound::Outbound;
 use crate::store::StoreError;
 use batches::BatchRow;
 use office::{OfficeLink, Outcome};
+
+pub use correct::{Corrected, Correction};
 
 /// Batch files hold no secret but card IDs: not for every user of the machine.
 const FILE_MODE: u32 = 0o640;
@@ -103,14 +106,12 @@ pub struct Rejected {
     pub why: Vec<String>,
 }
 
-/// A corrected batch: the SAM_TxSeqs left out.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Corrected {
-    pub close_seq: u32,
-    pub excluded: Vec<u32>,
-}
-
 impl Report {
+    /// Whether every batch is accepted (nothing rejected, no upload failed).
+    pub fn all_delivered(&self) -> bool {
+        self.post_error.is_none() && self.rejected.is_empty()
+    }
+
     /// The report for the operator, one line each.
     pub fn lines(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -126,13 +127,7 @@ impl Report {
         for f in &self.rewritten {
             out.push(format!("wrote missing batch file {f}"));
         }
-        for c in &self.corrected {
-            out.push(format!(
-                "corrected batch {}: closed again without SAM_TxSeq {:?} (their payments \
-                 failed: clearing_refused)",
-                c.close_seq, c.excluded
-            ));
-        }
+        out.extend(self.corrected.iter().map(Corrected::line));
         for s in &self.posted {
             out.push(format!("the clearing office accepted batch {s}"));
         }
@@ -336,49 +331,6 @@ impl Settler {
             }
             return Ok(());
         }
-    }
-
-    /// Corrects rejected batch `close_seq`: the SAM closes its period again under the
-    /// same close_seq without the records the office refused (every problem must name a
-    /// record), whose payments end `failed` with `clearing_refused`; the new batch
-    /// replaces the rejected one as not yet sent (the next upload sends it).
-    pub async fn correct(&self, engine: &Engine, close_seq: u32) -> Result<Corrected, SettleError> {
-        let rows = engine.store().read(batches::list).await?;
-        let not = |why: &str| SettleError::NotCorrectable {
-            close_seq,
-            why: why.to_string(),
-        };
-        let row = rows
-            .iter()
-            .find(|r| r.close_seq == close_seq)
-            .ok_or_else(|| not("no such batch"))?;
-        if row.decision.as_deref() != Some("rejected") {
-            return Err(not("the clearing office has not rejected it"));
-        }
-        let excluded = stored_decision(row)
-            .and_then(|d| d.refused_records())
-            .ok_or_else(|| {
-                not("the office's problems do not all name a record (only records can be left out)")
-            })?;
-        let (old, _) = load(row)?;
-        let batch = engine
-            .correct_period(&old, &excluded)
-            .await
-            .map_err(|e| not(&e.to_string()))?;
-        std::fs::create_dir_all(&self.outbox).map_err(|source| SettleError::Outbox {
-            path: self.outbox.clone(),
-            source,
-        })?;
-        let path = self.outbox.join(batches::file_name(&batch));
-        let rows = engine.store().read(batches::list).await?;
-        if let Some(row) = rows.iter().find(|r| r.close_seq == close_seq) {
-            let (_, bytes) = load(row)?;
-            self.ensure_file(engine.store(), row, &bytes, &path).await?;
-        }
-        Ok(Corrected {
-            close_seq,
-            excluded,
-        })
     }
 
     /// Writes the batch's file when it is missing or not what the database holds, and

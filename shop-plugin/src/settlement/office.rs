@@ -123,18 +123,12 @@ impl OfficeLink {
             Err(e) if e.permanent => return Outcome::Refused(e.message),
             Err(e) => return Outcome::Retry(e.message),
         };
-        let code = || {
-            serde_json::from_slice::<serde_json::Value>(&answer.body)
-                .ok()
-                .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
-                .map_or(String::new(), |c| format!(" {c}"))
-        };
         match answer.status {
             200 => {}
             408 | 429 | 500..=599 => {
-                return Outcome::Retry(format!("HTTP {}{}", answer.status, code()))
+                return Outcome::Retry(format!("HTTP {}{}", answer.status, error(&answer.body)))
             }
-            s => return Outcome::Refused(format!("HTTP {s}{}", code())),
+            s => return Outcome::Refused(format!("HTTP {s}{}", error(&answer.body))),
         }
         let json = answer
             .content_type
@@ -157,5 +151,29 @@ impl OfficeLink {
                 answer.content_type
             )),
         }
+    }
+}
+
+/// The longest part of the office's error message kept (it is stored and shown).
+const MAX_MESSAGE: usize = 300;
+
+/// ` code: message` of the office's error body (`{"error": {"code", "message"}}`), on one
+/// line and bounded; empty when the body is not that.
+fn error(body: &[u8]) -> String {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return String::new();
+    };
+    let Some(code) = v["error"]["code"].as_str() else {
+        return String::new();
+    };
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(MAX_MESSAGE)
+            .collect()
+    };
+    match v["error"]["message"].as_str() {
+        Some(m) => format!(" {}: {}", clean(code), clean(m)),
+        None => format!(" {}", clean(code)),
     }
 }

@@ -54,9 +54,14 @@ pub fn issuer() -> IssuerKeys {
 }
 
 pub fn sam_keys() -> SamKeys {
+    sam_keys_of(7)
+}
+
+/// The key file of the tests' SAM `5a000000000000<id>` (EUR, key version 1).
+pub fn sam_keys_of(id: u8) -> SamKeys {
     SamKeys::issue(
         &issuer(),
-        SamId([0x5A, 0, 0, 0, 0, 0, 0, 7]),
+        SamId([0x5A, 0, 0, 0, 0, 0, 0, id]),
         Currency::EUR,
         KeyVersion(1),
         &[KeyVersion(1)],
@@ -125,11 +130,20 @@ impl Plugin {
 
     /// [`Plugin::start_in`] with other connection limits and timeouts.
     pub async fn start_in_with(dir: PathBuf, limits: http::Limits) -> Plugin {
+        Plugin::start_in_with_sam(dir, limits, sam_keys()).await
+    }
+
+    /// A plugin of another SAM than the tests' own (a second shop).
+    pub async fn start_with_sam(name: &str, sam: SamKeys) -> Plugin {
+        Plugin::start_in_with_sam(temp_dir(name), http::Limits::default(), sam).await
+    }
+
+    async fn start_in_with_sam(dir: PathBuf, limits: http::Limits, sam: SamKeys) -> Plugin {
         let store = Store::open(&dir.join("plugin.db")).expect("store");
         let clock = Arc::new(TestClock(AtomicI64::new(T0)));
         let engine = Engine::open(
             store,
-            sam_keys(),
+            sam,
             clock.clone(),
             Settings {
                 secret_ttl_secs: 1800,

@@ -12,12 +12,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Method;
+use purse::card::{Card, CardState};
+use purse::{Amount, CardId, Currency, Key, KeyVersion, Rnd};
 use serde_json::{json, Value};
 use shop_plugin::outbound::Outbound;
+use shop_plugin::settlement::batches;
 use shop_plugin::settlement::office::OfficeLink;
 use shop_plugin::settlement::Settler;
+use tokio::sync::oneshot;
 
-use super::{issuer, Plugin};
+use super::{issuer, Plugin, TestCard};
 
 pub const OPERATOR: &str = "operator-token-for-shop-tests";
 pub const SAM: &str = "5a00000000000007";
@@ -144,12 +148,28 @@ impl Office {
     }
 
     pub async fn call(&self, method: Method, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.exchange(method, path, token, Some(Bytes::from(body.to_string())))
+            .await
+    }
+
+    /// An operator's `GET` (no body); the status and the JSON answer.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.exchange(Method::GET, path, OPERATOR, None).await
+    }
+
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Bytes>,
+    ) -> (u16, Value) {
         let client = Outbound::new(None, Duration::from_secs(10)).expect("client");
         let a = client
             .exchange(
                 method,
                 &format!("{}{path}", self.url),
-                Some(Bytes::from(body.to_string())),
+                body,
                 &[("authorization", format!("Bearer {token}"))],
             )
             .await
@@ -160,28 +180,57 @@ impl Office {
         )
     }
 
+    /// The office's batches of one SAM (operator API), newest first.
+    pub async fn batches_of(&self, sam_id: &str) -> Vec<Value> {
+        let (s, v) = self.get(&format!("/v1/batches?sam_id={sam_id}")).await;
+        assert_eq!(s, 200, "{v}");
+        v["batches"].as_array().expect("batches").clone()
+    }
+
+    /// A merchant's payouts (operator API), newest first.
+    pub async fn payouts_of(&self, merchant: &str) -> Vec<Value> {
+        let (s, v) = self.get(&format!("/v1/merchants/{merchant}/payouts")).await;
+        assert_eq!(s, 200, "{v}");
+        v["data"].as_array().expect("payouts").clone()
+    }
+
+    /// The office's `host:port`.
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_string()
+    }
+
     /// Registers the tests' SAM (and its merchant `shop1`); returns its credential.
     pub async fn register(&self) -> String {
-        let (s, _) = self
+        self.register_merchant("shop1").await;
+        self.register_sam(SAM).await
+    }
+
+    /// Registers a merchant.
+    pub async fn register_merchant(&self, id: &str) {
+        let (s, v) = self
             .call(
                 Method::POST,
                 "/v1/merchants",
                 OPERATOR,
-                json!({"id": "shop1", "name": "Shop 1"}),
+                json!({"id": id, "name": format!("Merchant {id}")}),
             )
             .await;
-        assert_eq!(s, 201);
-        self.register_sam(SAM).await
+        assert_eq!(s, 201, "{v}");
     }
 
     /// Registers another EUR SAM (hex SAM_ID) of the merchant `shop1`; its credential.
     pub async fn register_sam(&self, sam_id: &str) -> String {
+        self.register_sam_of(sam_id, "shop1").await
+    }
+
+    /// Registers an EUR SAM (hex SAM_ID) of `merchant`; its credential.
+    pub async fn register_sam_of(&self, sam_id: &str, merchant: &str) -> String {
         let (s, v) = self
             .call(
                 Method::POST,
                 "/v1/sams",
                 OPERATOR,
-                json!({"sam_id": sam_id, "merchant_id": "shop1", "currency": 978,
+                json!({"sam_id": sam_id, "merchant_id": merchant, "currency": 978,
                        "key_version": 1, "card_key_versions": [1]}),
             )
             .await;
@@ -194,6 +243,21 @@ impl Drop for Office {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The plugin's batch rows, in close_seq order.
+pub async fn rows(p: &Plugin) -> Vec<batches::BatchRow> {
+    p.app
+        .engine
+        .store()
+        .read(batches::list)
+        .await
+        .expect("rows")
+}
+
+/// The office's answer a batch row holds.
+pub fn answer(r: &batches::BatchRow) -> Value {
+    serde_json::from_str(r.answer.as_deref().expect("an answer")).expect("json")
 }
 
 /// A settlement run of `p` that uploads to the office at `url` with `credential`.
@@ -240,4 +304,120 @@ pub async fn stand_in(content_type: &'static str, body: Arc<Mutex<Bytes>>) -> St
         }
     });
     url
+}
+
+/// What the relay's first connection holds back.
+#[derive(Clone, Copy, Debug)]
+pub enum Hold {
+    /// The request's head and this many bytes of its body go through, nothing more.
+    Body(usize),
+    /// The whole request goes through, none of the answer.
+    Answer,
+}
+
+/// A TCP relay to the office at `upstream` (`host:port`) whose first connection is held
+/// as `hold` says: the returned receiver fires once it holds, and when the office goes
+/// away (killed) that connection is closed with no answer. Later connections pass
+/// through. Returns the relay's URL.
+pub async fn relay(upstream: String, hold: Hold) -> (String, oneshot::Receiver<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tell, held) = oneshot::channel();
+    tokio::spawn(async move {
+        let mut tell = Some(tell);
+        while let Ok((client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            let first = tell.take();
+            tokio::spawn(async move {
+                let Ok(up) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return; // the office is down: the client's connection just closes
+                };
+                match first {
+                    Some(tell) => hold_first(client, up, hold, tell).await,
+                    None => {
+                        let (mut client, mut up) = (client, up);
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+                    }
+                }
+            });
+        }
+    });
+    (url, held)
+}
+
+/// The end of an HTTP/1.1 head and its `Content-Length`, once the head is complete.
+fn head(bytes: &[u8]) -> Option<(usize, usize)> {
+    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let text = std::str::from_utf8(&bytes[..end]).ok()?;
+    let length = text.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse().ok())?
+    })?;
+    Some((end, length))
+}
+
+async fn hold_first(
+    mut client: tokio::net::TcpStream,
+    mut up: tokio::net::TcpStream,
+    hold: Hold,
+    tell: oneshot::Sender<()>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut got = Vec::new();
+    let mut sent = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match client.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+        let Some((end, length)) = head(&got) else {
+            continue;
+        };
+        let limit = end
+            + match hold {
+                Hold::Body(n) => n.min(length),
+                Hold::Answer => length,
+            };
+        let upto = got.len().min(limit);
+        if up.write_all(&got[sent..upto]).await.is_err() {
+            return;
+        }
+        sent = upto;
+        if sent == limit {
+            break;
+        }
+    }
+    let _ = tell.send(());
+    // Whatever the office answers stays here, until it goes away.
+    let _ = tokio::io::copy(&mut up, &mut tokio::io::sink()).await;
+}
+
+/// A card whose TAC key is not the issuer's: the SAM cannot tell, the office can.
+pub fn forged_card(id: u8) -> TestCard {
+    let card_id = CardId([0x10, 0, 0, 0, 0, 0, 0, id]);
+    let m = issuer();
+    let m = m.get(KeyVersion(1)).expect("kv");
+    let state = CardState::new(
+        card_id,
+        KeyVersion(1),
+        Currency::EUR,
+        Amount(10_000),
+        m.k_pur(card_id),
+        Key::from_bytes([0x77; 16]),
+    );
+    let mut n = 0u8;
+    TestCard {
+        card: Card::new(
+            state,
+            Box::new(move || {
+                n = n.wrapping_add(1);
+                Rnd([n ^ id; 16])
+            }),
+        ),
+    }
 }

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,6 +15,18 @@ use shop_plugin::engine::sha256_hex;
 
 /// How long a start may take before the test fails (a cold binary on a busy machine).
 const START_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs `shop-plugin --config <config> <args>` to its end (off the async threads).
+pub async fn run(config: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shop-plugin"));
+    cmd.arg("--config")
+        .arg(config)
+        .args(args)
+        .env("NO_COLOR", "1");
+    tokio::task::spawn_blocking(move || cmd.output().expect("run shop-plugin"))
+        .await
+        .expect("join")
+}
 
 /// Writes a private file (mode 0600), as the operator would.
 pub fn write_private(path: &Path, text: &str) {
