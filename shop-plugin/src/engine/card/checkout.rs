@@ -168,14 +168,17 @@ impl Engine {
         answer: &super::super::checkout::Answer,
     ) -> Result<crate::store::Committed, ApiError> {
         let now = self.now();
-        let Some(hex_answer) = answer else {
-            // No answer: the card may or may not have debited; only recovery decides.
+        // No answer, or one that does not verify: the card may or may not have debited;
+        // only recovery decides.
+        let lost = |p: &mut Payment| {
             p.recovery_required = true;
             p.updated_at = now;
-            return self
-                .store
+            self.store
                 .submit(vec![rows::put_payment(p)])
-                .map_err(|_| ApiError::unavailable());
+                .map_err(|_| ApiError::unavailable())
+        };
+        let Some(hex_answer) = answer else {
+            return lost(p);
         };
         let bytes = hex::decode(hex_answer)
             .map_err(|_| ApiError::bad_request("invalid_apdu", "the card answer is not hex"))?;
@@ -183,15 +186,7 @@ impl Engine {
         let mut sam = card.lock();
         let outcome = match sam.complete(&bytes, &slot.ctx) {
             Ok(o) => o,
-            // The answer does not verify (or is malformed): it counts as lost.
-            Err(SamError::Status(sw)) if sw.0 == 0x6982 || sw.0 == 0x6A80 => {
-                p.recovery_required = true;
-                p.updated_at = now;
-                return self
-                    .store
-                    .submit(vec![rows::put_payment(p)])
-                    .map_err(|_| ApiError::unavailable());
-            }
+            Err(SamError::Status(sw)) if sw.0 == 0x6982 || sw.0 == 0x6A80 => return lost(p),
             Err(e) => return Err(sam_error(&e)),
         };
         p.updated_at = now;
