@@ -71,6 +71,11 @@ const PLUGIN = {
   // record): never a shopper's step, but explained should it ever reach one.
   not_correctable: ['The shop\'s payment service could not correct its day\'s batch.', 'Nothing to do for you; the shop must resolve it with its clearing office.'],
   clearing_refused: ['The clearing office refused the record of this payment, so the shop was not paid for it.', 'Contact the shop if you were charged.'],
+  // The shop's security module (the SAM card in its own reader).
+  sam_unavailable: ['The shop\'s security module is not reachable right now; nothing more was charged.', 'Try again in a minute: if your card already paid, the shop completes the payment when its module is back.'],
+  sam_blocked: ['The shop\'s security module is out of service, so the shop cannot take purse payments now.', 'Contact the shop; pay another way meanwhile.'],
+  payment_retry: ['The payment service was busy with this payment.', 'Try again.'],
+  records_missing: ['The shop\'s payment service could not close its day\'s batch.', 'Nothing to do for you; the shop must resolve it.'],
 };
 
 const EXTENSION = {
