@@ -48,6 +48,58 @@ async function must(step, cmd, args, opts) {
   return r;
 }
 
+/** A fresh directory for one run under `base` (mode 0700). */
+export function runDir(base) {
+  mkdirSync(base, { recursive: true });
+  const dir = mkdtempSync(join(base, 'run-'));
+  chmodSync(dir, 0o700);
+  return dir;
+}
+
+/**
+ * The card side of a run in `dir`: a purse card `cardId` issued under `issuerKeys` with 100.00 EUR
+ * in the reader "Virtual PCD 00 00" (card emulator on vpcd), and the native host
+ * registered for both browsers, HOME being `dir`/home. bringUp adds the shop plugin and
+ * the demo shop; the pretix run (pretix.mjs) takes its shop from integrations/pretix.
+ */
+export async function bringUpCard({ dir, issuerKeys, cardId = CARD_ID, say = () => {} }) {
+  const b = (n) => join(binDir(), n);
+  const f = (n) => join(dir, n);
+  const home = f('home');
+  const profile = f('profile');
+  mkdirSync(home, { recursive: true });
+  mkdirSync(join(profile, 'NativeMessagingHosts'), { recursive: true });
+  say('issuer: a purse card with 100.00 EUR');
+  await must('card issue', b('purse-issuer'), ['card', 'issue', '--keys', issuerKeys, '--card-id', cardId, '--kv', '1', '--currency', 'EUR', '--balance', String(START_BALANCE), '--out', f('card.json')]);
+
+  const host = new HostClient(b('native-host'), { HOME: home });
+  const status = await host.call({ type: 'status' });
+  if (status.pcsc !== 'up' || !status.readers?.some((r) => r.name === 'Virtual PCD 00 00')) {
+    throw new Error("pcscd is not running with vpcd's reader 'Virtual PCD 00 00' (scripts/test-all and scripts/demo start it: . scripts/lib/env.sh; start_pcscd)");
+  }
+  say("the card goes into the reader 'Virtual PCD 00 00' (card emulator on vpcd)");
+  const emulator = await start('card-emulator', b('card-emulator'), ['--card', f('card.json'), '--control', f('card.ctl'), '--verbose'], { log: f('card-emulator.log'), ready: /inserted: connected/ });
+  await host.waitCard(true);
+
+  say(`native host registered for the extension ${chromiumId()}`);
+  await must('native-host install', b('native-host'), ['install', '--browser', 'chromium', '--chrome-id', chromiumId(), '--binary', b('native-host')], { env: { HOME: home } });
+  const hostManifest = join(home, '.config', 'chromium', 'NativeMessagingHosts', 'org.purse.native_host.json');
+  // Chromium with --user-data-dir reads <profile>/NativeMessagingHosts/, not ~/.config.
+  copyFileSync(hostManifest, join(profile, 'NativeMessagingHosts', 'org.purse.native_host.json'));
+  say(`native host registered for the Firefox add-on ${firefoxId()}`);
+  await must('native-host install', b('native-host'), ['install', '--browser', 'firefox', '--firefox-id', firefoxId(), '--binary', b('native-host')], { env: { HOME: home } });
+  return {
+    dir, home, profile, host, emulator: emulator.child, control: f('card.ctl'),
+    /** Each browser's profile directory. */
+    profiles: { chromium: profile, firefox: f('firefox-profile') },
+    /** The host manifest each browser reads. */
+    hostManifests: {
+      chromium: join(profile, 'NativeMessagingHosts', 'org.purse.native_host.json'),
+      firefox: join(home, '.mozilla', 'native-messaging-hosts', 'org.purse.native_host.json'),
+    },
+  };
+}
+
 /**
  * Brings the stack up under `base` (a fresh directory is made in it). `say(line)`
  * prints a step. Returns the handles the tests need.
@@ -55,19 +107,12 @@ async function must(step, cmd, args, opts) {
 export async function bringUp({ base, say = () => {}, periodSecs = 1 }) {
   const bin = binDir();
   const b = (n) => join(bin, n);
-  mkdirSync(base, { recursive: true });
-  const dir = mkdtempSync(join(base, 'run-'));
-  chmodSync(dir, 0o700);
-  const home = join(dir, 'home');
-  const profile = join(dir, 'profile');
-  mkdirSync(home, { recursive: true });
-  mkdirSync(join(profile, 'NativeMessagingHosts'), { recursive: true });
+  const dir = runDir(base);
   const f = (n) => join(dir, n);
 
-  say('issuer: master keys, a SAM, a purse card with 100.00 EUR');
+  say('issuer: master keys, a SAM');
   await must('keys add', b('purse-issuer'), ['keys', 'add', '--keys', f('issuer.json'), '--kv', '1']);
   await must('sam issue', b('purse-issuer'), ['sam', 'issue', '--keys', f('issuer.json'), '--sam-id', SAM_ID, '--currency', 'EUR', '--key-version', '1', '--accept', '1', '--out', f('sam.json')]);
-  await must('card issue', b('purse-issuer'), ['card', 'issue', '--keys', f('issuer.json'), '--card-id', CARD_ID, '--kv', '1', '--currency', 'EUR', '--balance', String(START_BALANCE), '--out', f('card.json')]);
 
   const pluginPort = await freePort();
   const shopPort = await freePort();
@@ -88,33 +133,12 @@ export async function bringUp({ base, say = () => {}, periodSecs = 1 }) {
     '--webhook-secret-file', f('plugin/webhook-secret'), '--period-secs', String(periodSecs),
   ], { log: f('demo-shop.log'), ready: /listening on/ });
 
-  const host = new HostClient(b('native-host'), { HOME: home });
-  const status = await host.call({ type: 'status' });
-  if (status.pcsc !== 'up' || !status.readers?.some((r) => r.name === 'Virtual PCD 00 00')) {
-    throw new Error("pcscd is not running with vpcd's reader 'Virtual PCD 00 00' (scripts/test-all and scripts/demo start it: . scripts/lib/env.sh; start_pcscd)");
-  }
-  say("the card goes into the reader 'Virtual PCD 00 00' (card emulator on vpcd)");
-  const emulator = await start('card-emulator', b('card-emulator'), ['--card', f('card.json'), '--control', f('card.ctl'), '--verbose'], { log: f('card-emulator.log'), ready: /inserted: connected/ });
-  await host.waitCard(true);
-
-  say(`native host registered for the extension ${chromiumId()}`);
-  await must('native-host install', b('native-host'), ['install', '--browser', 'chromium', '--chrome-id', chromiumId(), '--binary', b('native-host')], { env: { HOME: home } });
-  const hostManifest = join(home, '.config', 'chromium', 'NativeMessagingHosts', 'org.purse.native_host.json');
-  // Chromium with --user-data-dir reads <profile>/NativeMessagingHosts/, not ~/.config.
-  copyFileSync(hostManifest, join(profile, 'NativeMessagingHosts', 'org.purse.native_host.json'));
-  say(`native host registered for the Firefox add-on ${firefoxId()}`);
-  await must('native-host install', b('native-host'), ['install', '--browser', 'firefox', '--firefox-id', firefoxId(), '--binary', b('native-host')], { env: { HOME: home } });
+  const card = await bringUpCard({ dir, issuerKeys: f('issuer.json'), say });
+  const { host } = card;
 
   const S = {
-    dir, home, profile, bin, shopOrigin, pluginUrl: proxy.url, pluginDirect: pluginUrl, proxy, config, emulator: emulator.child, plugin: plugin.child, shop: shop.child, host,
-    /** Each browser's profile directory. */
-    profiles: { chromium: profile, firefox: f('firefox-profile') },
-    /** The host manifest each browser reads. */
-    hostManifests: {
-      chromium: join(profile, 'NativeMessagingHosts', 'org.purse.native_host.json'),
-      firefox: join(home, '.mozilla', 'native-messaging-hosts', 'org.purse.native_host.json'),
-    },
-    control: f('card.ctl'), issuerKeys: f('issuer.json'), clearingState: f('clearing.json'), outbox: f('plugin/settlement-outbox'),
+    ...card, bin, shopOrigin, pluginUrl: proxy.url, pluginDirect: pluginUrl, proxy, config, plugin: plugin.child, shop: shop.child,
+    issuerKeys: f('issuer.json'), clearingState: f('clearing.json'), outbox: f('plugin/settlement-outbox'),
     batches: () => (existsSync(f('plugin/settlement-outbox')) ? readdirSync(f('plugin/settlement-outbox')).filter((n) => n.endsWith('.json')).map((n) => join(f('plugin/settlement-outbox'), n)) : []),
     run: (name, args, opts) => run(b(name), args, opts),
 

@@ -4,9 +4,13 @@
 # and rebuilt from the venv of scripts/test-pretix, its dev server on loopback. Creates an
 # organizer, an event with a ticket and the purse provider enabled, then walks the
 # storefront as a shopper up to the payment step and checks that it offers the purse card.
+# Then the shopper in each browser of $PURSE_PRETIX_BROWSERS (default: chromium firefox)
+# buys the ticket with the purse extension and the card emulator on vpcd (pcscd started
+# unless one runs), the order is paid in pretix's REST API, and the day's batch is settled
+# and cleared (extension/e2e/pretix.mjs). PURSE_PRETIX_BROWSERS="" skips the browsers.
 #
 # Run by `scripts/test-pretix --live` (needs root: apt for missing packages, runuser).
-# KEEP=1 leaves everything running and prints the addresses (for the browser part).
+# KEEP=1 leaves everything running and prints the addresses.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 REPO=$PWD
@@ -14,6 +18,7 @@ VENV=$REPO/target/pretix-venv
 B=$REPO/target/debug
 PG=/usr/lib/postgresql/15/bin
 HERE=$REPO/integrations/pretix/e2e
+. "$REPO/scripts/lib/env.sh"
 
 secs() { date +%s.%N; }
 took() { awk -v a="$1" -v b="$(secs)" 'BEGIN { printf "%.1f s", b - a }'; }
@@ -31,6 +36,7 @@ D=$(mktemp -d "${TMPDIR:-/tmp}/pretix-live.XXXXXX")
 chmod 755 "$D"
 pids=()
 cleanup() {
+  stop_pcscd
   if [ "${KEEP:-0}" = 1 ]; then echo "== KEEP=1: left running in $D"; return; fi
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   [ -f "$D/pg/postmaster.pid" ] && runuser -u nobody -- "$PG/pg_ctl" -D "$D/pg" -m fast stop >/dev/null 2>&1 || true
@@ -102,19 +108,43 @@ out=$(PURSE_PLUGIN_URL="http://$addr" PURSE_API_KEY="$key" \
   "$VENV/bin/python" -m pretix shell <"$HERE/setup_event.py" 2>"$D/setup.log") \
   || { cat "$D/setup.log" >&2; exit 1; }
 read -r _ event_path item <<<"$(grep '^EVENT ' <<<"$out")"
+read -r _ token <<<"$(grep '^TOKEN ' <<<"$out")"
 echo "   $event_path (ticket $item)"
 
 echo "== pretix on 127.0.0.1:$webport"
 "$VENV/bin/python" -m pretix runserver --noreload "127.0.0.1:$webport" >"$D/pretix.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 1 600); do  # until it answers (no event to wait on)
-  curl -fsS -o /dev/null "http://127.0.0.1:$webport/healthcheck/" 2>/dev/null && break
+# Until it answers HTTP at all (no event to wait on); /healthcheck/ answers 503 without
+# the redis cache this setup does not run.
+up=0
+for _ in $(seq 1 600); do
+  curl -sS -o /dev/null "http://127.0.0.1:$webport/" 2>/dev/null && { up=1; break; }
   kill -0 "${pids[-1]}" || { tail -30 "$D/pretix.log" >&2; exit 1; }
   read -r -t 0.1 <> <(:) || true
 done
+[ "$up" = 1 ] || { echo "pretix did not answer within 60 s" >&2; tail -30 "$D/pretix.log" >&2; exit 1; }
 
 echo "== a shopper's checkout"
 "$VENV/bin/python" "$HERE/check_checkout.py" "http://127.0.0.1:$webport" "$event_path" "$item"
+
+browsers=${PURSE_PRETIX_BROWSERS-chromium firefox}
+if [ -n "$browsers" ]; then
+  start_pcscd
+  cat >"$D/live.json" <<EOF
+{"pretix": "http://127.0.0.1:$webport", "eventPath": "$event_path", "item": $item,
+ "organizer": "purse", "event": "conf", "token": "$token",
+ "pluginConfig": "$D/plugin/shop-plugin.toml", "issuerKeys": "$D/plugin/issuer.json",
+ "clearingState": "$D/clearing.json"}
+EOF
+  locks="${TMPDIR:-/tmp}"
+  for browser in $browsers; do
+    echo "== the shopper in $browser pays the ticket with the purse card"
+    t1=$(secs)
+    flock "$locks/purse-vpcd-35963.lock" flock "$locks/purse-vpcd-35964.lock" \
+      node "$REPO/extension/e2e/pretix.mjs" --browser "$browser" --live "$D/live.json"
+    echo "   $browser: $(took "$t1")"
+  done
+fi
 echo "== live pretix checked ($(took "$t0"))"
 if [ "${KEEP:-0}" = 1 ]; then
   echo "pretix http://127.0.0.1:$webport$event_path  shop plugin http://$addr  dir $D"

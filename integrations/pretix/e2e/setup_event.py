@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.utils.timezone import now
 from django_scopes import scopes_disabled
-from pretix.base.models import Event, Organizer
+from pretix.base.models import Event, Organizer, Team
 
 with scopes_disabled():
     org, _ = Organizer.objects.get_or_create(slug="purse", defaults={"name": "Purse Demo"})
@@ -28,4 +28,9 @@ with scopes_disabled():
     ev.settings.set("payment_purse_api_key", os.environ["PURSE_API_KEY"])
     ev.settings.set("payment_purse_webhook_secret", os.environ["PURSE_WEBHOOK_SECRET"])
     ev.settings.set("attendee_names_asked", False)
+    team, _ = Team.objects.get_or_create(
+        organizer=org, name="Purse live check",
+        defaults=dict(all_events=True, limit_event_permissions={"event.orders:read": True}))
+    token = team.tokens.first() or team.tokens.create(name="live.sh")
+    print("TOKEN", token.token)
     print("EVENT", f"/{org.slug}/{ev.slug}/", ev.items.first().pk)

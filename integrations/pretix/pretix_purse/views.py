@@ -116,7 +116,13 @@ class ReturnView(_OrderPaymentMixin, View):
                     "We received your payment but could not mark your order as paid as one "
                     "of your products is sold out. Please contact the organizer."))
         self.order.refresh_from_db()
-        return redirect(self.order_url(paid=self.order.status == Order.STATUS_PAID))
+        payment.refresh_from_db()
+        # pretix confirms a payment and marks its order paid in two transactions: when the
+        # webhook confirmed it a moment before, confirm() here returned at once and the
+        # order may still be on its way to paid. The confirmed payment is the answer.
+        paid = (self.order.status == Order.STATUS_PAID
+                or payment.state == OrderPayment.PAYMENT_STATE_CONFIRMED)
+        return redirect(self.order_url(paid=paid))
 
 
 @method_decorator(csrf_exempt, "dispatch")
