@@ -18,7 +18,7 @@ use purse::commands::CardCommand;
 use purse::sam::Order;
 use purse::sam_applet::{MemorySamStore, SamApplet};
 use purse::{Amount, CardId, DateTime, Rnd, SamId};
-use sam_host::SamLink;
+use sam_host::{Expect, SamLink};
 use testkit::*;
 
 const SAM_EMULATOR: &str = env!("CARGO_BIN_EXE_sam-emulator");

@@ -16,7 +16,7 @@ use purse::clearing::{verify, ClearingState};
 use purse::commands::INS_DEBIT;
 use purse::sam::Order;
 use purse::{Amount, CardId, DateTime, SamId, Units};
-use sam_host::{authorize, purchase, recover, CardLink, Outcome, SamLink};
+use sam_host::{authorize, purchase, recover, CardLink, Expect, Outcome, SamLink};
 use testkit::*;
 
 const CARD_EMULATOR: &str = env!("CARGO_BIN_EXE_card-emulator");
@@ -108,7 +108,7 @@ fn purchase_time_cycle_lost_answer_and_close_through_the_sam_emulator() {
     let (tick, ctx) = sam.tick(DateTime(T0 + 70), &ctx).expect("tick");
     let answer = card.tick(&tick).expect("TICK");
     let cycle = sam.complete(&answer, &ctx).expect("second unit").counted();
-    assert_eq!(cycle.batch_tx().total, Amount(60));
+    assert_eq!(cycle.batch_tx().expect("record").total, Amount(60));
     records.push(cycle);
 
     // A DEBIT whose answer is lost (the card leaves after debiting), then recovered.
@@ -127,7 +127,7 @@ fn purchase_time_cycle_lost_answer_and_close_through_the_sam_emulator() {
     let recovered = recover(&mut sam, &mut card, &ctx, nt)
         .expect("recovery")
         .counted();
-    assert_eq!(recovered.batch_tx().total, Amount(120));
+    assert_eq!(recovered.batch_tx().expect("record").total, Amount(120));
     records.push(recovered);
     assert_eq!(card.select().balance, Amount(10_000 - 250 - 60 - 120));
 
@@ -192,7 +192,7 @@ fn sam_killed_between_authorize_and_complete_restarts_from_its_file() {
         DateTime(T0 + 5),
     )
     .expect("auth");
-    assert_eq!(sam.status().next_tx_seq, 3);
+    assert_eq!(sam.status().next_tx_seq.0, 3);
     sam_emu.kill();
     let _lost = card.debit(&debit).expect("DEBIT reaches the card");
     sam_emu = rig.start_sam();
@@ -260,7 +260,7 @@ fn a_restored_old_sam_card_file_is_detected() {
     fs::write(&journal, &old_journal).expect("restore");
     let sam_emu = rig.start_sam();
     sam.reconnect();
-    assert_eq!(sam.status().next_tx_seq, 2, "the counter went back");
+    assert_eq!(sam.status().next_tx_seq.0, 2, "the counter went back");
     // The context of SAM_TxSeq 2 comes from the SAM's "future": blocked for good.
     assert_eq!(sam.complete(&answer, &ctx), Err(0x6983));
     assert!(sam.status().blocked);

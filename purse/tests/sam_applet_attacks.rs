@@ -167,7 +167,7 @@ fn a_forged_debit_answer_counts_nothing_and_recovery_decides() {
     assert_eq!(host.complete(&answer, &ctx), Err(StatusWord(0x6982)));
     assert_eq!(host.sam.state().period.count, 0);
     let c = counted(sam_applet_host::recover(&mut host, &mut s, &ctx, nt).expect("recovery"));
-    assert_eq!(c.batch_tx().total, Amount(100));
+    assert_eq!(c.batch_tx().expect("record").total, Amount(100));
 }
 
 #[test]
@@ -193,7 +193,11 @@ fn ticks_only_when_due_up_to_the_cap_and_not_across_a_close() {
     assert_eq!(host.tick(DateTime(T0 + 61), &ctx).expect("again").0, tick);
     let out = host.complete(&s.tick(&tick), &pending2).expect("tick 2");
     let c = counted(out);
-    assert_eq!(c.batch_tx().units, Units(2), "the cap ends it");
+    assert_eq!(
+        c.batch_tx().expect("record").units,
+        Units(2),
+        "the cap ends it"
+    );
     assert_eq!(
         host.tick(DateTime(T0 + 999), &ctx).map(|_| ()),
         Err(SW_STATE),

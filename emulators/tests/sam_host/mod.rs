@@ -5,49 +5,26 @@
 #![allow(dead_code)]
 
 use pcsc::{Context, Disposition};
-use purse::commands::{CardCommand, SelectInfo, TxRecord};
+use purse::commands::{CardCommand, SelectInfo};
 use purse::sam::Order;
-use purse::sam_applet::{outcome, SamApplet, SamStore, SAM_AID};
-use purse::settlement::{Batch, BatchTx, Totals, FORMAT};
-use purse::{
-    CardId, CloseSeq, Currency, DateTime, Journal, KeyVersion, Mac8, Nt, Rnd, SamId, SamTxSeq, Sum,
-};
+use purse::sam_applet::host::{self, Identity};
+use purse::sam_applet::{SamApplet, SamStore};
+use purse::settlement::Batch;
+use purse::{CloseSeq, Currency, DateTime, KeyVersion, Nt, Rnd};
 use testkit::{connect, pcsc_context, select_purse, split_sw, transmit, wait_present};
 
 /// A status word other than 9000.
 pub type Sw = u16;
 
-/// A record the SAM counted, with its period and tag.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Counted {
-    pub period: CloseSeq,
-    pub rec: Vec<u8>,
-    pub tag: [u8; 8],
+pub use purse::sam_applet::host::{Counted, Outcome, Status};
+
+/// A test's expectation on an outcome.
+pub trait Expect {
+    fn counted(self) -> Counted;
 }
 
-impl Counted {
-    pub fn seq(&self) -> SamTxSeq {
-        SamTxSeq(be32(&self.rec[21..25]))
-    }
-
-    pub fn batch_tx(&self) -> BatchTx {
-        let card = CardId(self.rec[1..9].try_into().expect("8 bytes"));
-        let r = TxRecord::parse(&self.rec[9..]).expect("record");
-        BatchTx::from_record(KeyVersion(self.rec[0]), card, &r)
-    }
-}
-
-/// What COMPLETE, STOP or RECOVERY END said.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Running(Vec<u8>),
-    Completed(Counted),
-    Nothing,
-    Pending,
-}
-
-impl Outcome {
-    pub fn counted(self) -> Counted {
+impl Expect for Outcome {
+    fn counted(self) -> Counted {
         match self {
             Outcome::Completed(c) => c,
             other => panic!("expected a counted completion, got {other:?}"),
@@ -59,35 +36,13 @@ fn be32(b: &[u8]) -> u32 {
     u32::from_be_bytes(b.try_into().expect("4 bytes"))
 }
 
-fn outcome_of(data: &[u8]) -> Outcome {
-    match data.first() {
-        Some(&outcome::RUNNING) => Outcome::Running(data[1..].to_vec()),
-        Some(&outcome::COMPLETED) => Outcome::Completed(Counted {
-            period: CloseSeq(be32(&data[1..5])),
-            rec: data[5..65].to_vec(),
-            tag: data[65..73].try_into().expect("8"),
-        }),
-        Some(&outcome::NOTHING) => Outcome::Nothing,
-        _ => Outcome::Pending,
-    }
-}
-
-/// `CLA INS P1 P2 Lc data Le` (short).
+/// `CLA INS P1 P2 Lc data Le` (short), for the purse card's commands.
 fn apdu(head: [u8; 4], data: &[u8]) -> Vec<u8> {
     let mut a = head.to_vec();
     a.push(u8::try_from(data.len()).expect("short APDU"));
     a.extend_from_slice(data);
     a.push(0);
     a
-}
-
-/// GET STATUS, the fields a test looks at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SamStatus {
-    pub next_tx_seq: u32,
-    pub last_close_seq: u32,
-    pub period_count: u32,
-    pub blocked: bool,
 }
 
 /// Where the SAM's APDUs go.
@@ -139,18 +94,12 @@ impl SamLink {
         self.select();
     }
 
-    /// SELECT: `(SAM_ID, KeyVersion, Currency)`.
-    pub fn select(&mut self) -> (SamId, KeyVersion, Currency) {
-        let mut a = vec![0x00, 0xA4, 0x04, 0x00, 0x07];
-        a.extend_from_slice(&SAM_AID);
-        a.push(0);
-        let d = self.ok(&a).expect("SELECT of the SAM application");
-        assert_eq!(d.len(), 12, "SELECT answer");
-        (
-            SamId(d[1..9].try_into().expect("8")),
-            KeyVersion(d[9]),
-            Currency::from_numeric(u16::from_be_bytes([d[10], d[11]])).expect("currency"),
-        )
+    /// SELECT: who the SAM is.
+    pub fn select(&mut self) -> Identity {
+        let d = self
+            .ok(&host::select().to_bytes())
+            .expect("SELECT of the SAM application");
+        host::identity(&d).expect("SELECT answer")
     }
 
     /// One exchange; a transport failure panics (the SAM is in its reader in these
@@ -175,26 +124,16 @@ impl SamLink {
         }
     }
 
-    pub fn status(&mut self) -> SamStatus {
-        let d = self
-            .ok(&[0x80, 0x7E, 0x00, 0x00, 0x00])
-            .expect("GET STATUS");
-        SamStatus {
-            next_tx_seq: be32(&d[11..15]),
-            last_close_seq: be32(&d[15..19]),
-            period_count: be32(&d[19..23]),
-            blocked: d[44] != 0,
-        }
+    pub fn status(&mut self) -> Status {
+        let d = self.ok(&host::get_status().to_bytes()).expect("GET STATUS");
+        host::status(&d).expect("GET STATUS answer")
     }
 
     /// BEGIN: `(InitData, BeginCtx)`.
     pub fn begin(&mut self, order: &Order) -> Result<(Vec<u8>, Vec<u8>), Sw> {
-        let mut d = order.unit_amount.0.to_be_bytes().to_vec();
-        d.extend_from_slice(&order.max_units.0.to_be_bytes());
-        d.extend_from_slice(&order.period_secs.to_be_bytes());
-        d.extend_from_slice(&Currency::EUR.numeric().to_be_bytes());
-        let r = self.ok(&apdu([0x80, 0x70, order.mode.p1(), 0x00], &d))?;
-        Ok((r[..30].to_vec(), r[30..].to_vec()))
+        let d = self.ok(&host::begin(order, Currency::EUR).to_bytes())?;
+        let b = host::begun(&d).expect("BEGIN answer");
+        Ok((b.init_data, b.ctx))
     }
 
     /// AUTHORIZE: `(DebitData, TxCtx)`.
@@ -205,28 +144,28 @@ impl SamLink {
         init_resp: &[u8],
         begin_ctx: &[u8],
     ) -> Result<(Vec<u8>, Vec<u8>), Sw> {
-        let d = [&[kv.0][..], &now.0.to_be_bytes(), init_resp, begin_ctx].concat();
-        let r = self.ok(&apdu([0x80, 0x72, 0x00, 0x00], &d))?;
-        Ok((r[..16].to_vec(), r[16..].to_vec()))
+        let d = self.ok(&host::authorize(kv, now, init_resp, begin_ctx).to_bytes())?;
+        let a = host::authorized(&d).expect("AUTHORIZE answer");
+        Ok((a.debit_data, a.ctx))
     }
 
     pub fn complete(&mut self, answer: &[u8], ctx: &[u8]) -> Result<Outcome, Sw> {
-        let d = [&[answer.len() as u8][..], answer, ctx].concat();
-        self.ok(&apdu([0x80, 0x74, 0x00, 0x00], &d))
-            .map(|r| outcome_of(&r))
+        let d = self.ok(&host::complete(answer, ctx).to_bytes())?;
+        Ok(host::outcome(&d).expect("COMPLETE answer"))
     }
 
     /// TICK: `(TickData, TxCtx)`.
     pub fn tick(&mut self, now: DateTime, ctx: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Sw> {
-        let d = [&now.0.to_be_bytes()[..], ctx].concat();
-        let r = self.ok(&apdu([0x80, 0x76, 0x00, 0x00], &d))?;
-        Ok((r[..10].to_vec(), r[10..].to_vec()))
+        let d = self.ok(&host::tick(now, ctx).to_bytes())?;
+        let t = host::ticked(&d).expect("TICK answer");
+        Ok((t.tick_data, t.ctx))
     }
 
     /// RECOVERY BEGIN: `(InitData, RecCtx)`.
     pub fn recovery_begin(&mut self, ctx: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Sw> {
-        let r = self.ok(&apdu([0x80, 0x7A, 0x00, 0x00], ctx))?;
-        Ok((r[..30].to_vec(), r[30..].to_vec()))
+        let d = self.ok(&host::recovery_begin(ctx).to_bytes())?;
+        let b = host::recovery_begun(&d).expect("RECOVERY BEGIN answer");
+        Ok((b.init_data, b.ctx))
     }
 
     pub fn recovery_end(
@@ -235,45 +174,20 @@ impl SamLink {
         proof: &[u8],
         rec_ctx: &[u8],
     ) -> Result<Outcome, Sw> {
-        let d = [init_resp, &[proof.len() as u8], proof, rec_ctx].concat();
-        self.ok(&apdu([0x80, 0x7A, 0x01, 0x00], &d))
-            .map(|r| outcome_of(&r))
+        let d = self.ok(&host::recovery_end(init_resp, proof, rec_ctx).to_bytes())?;
+        Ok(host::outcome(&d).expect("RECOVERY END answer"))
     }
 
     /// A whole close of the open period as `close_seq`: CLOSE BEGIN, the records in
     /// SAM_TxSeq order three per CLOSE RECORD, CLOSE END; the batch the plugin writes.
     pub fn close(&mut self, close_seq: u32, records: &[Counted]) -> Result<Batch, Sw> {
-        self.ok(&apdu([0x80, 0x7C, 0x00, 0x00], &close_seq.to_be_bytes()))?;
-        for chunk in records.chunks(3) {
-            let entries: Vec<u8> = chunk
-                .iter()
-                .flat_map(|c| [c.rec.as_slice(), &c.tag].concat())
-                .collect();
-            let mut a = vec![0x80, 0x7C, 0x02, 0x00, entries.len() as u8];
-            a.extend_from_slice(&entries);
-            self.ok(&a)?;
+        self.ok(&host::close_begin(false, CloseSeq(close_seq)).to_bytes())?;
+        for chunk in records.chunks(host::RECORDS_PER_APDU) {
+            self.ok(&host::close_record(chunk).to_bytes())?;
         }
-        let signed = self.ok(&[0x80, 0x7C, 0x03, 0x00, 0x00])?;
-        let (sam_id, kv, currency) = self.select();
-        let tr = |a: usize, b: usize| &signed[a..b];
-        Ok(Batch {
-            format: FORMAT.to_string(),
-            sam_id,
-            close_seq: CloseSeq(be32(tr(8, 12))),
-            currency,
-            created_at: "2026-11-19T10:00:00Z".to_string(),
-            key_version: kv,
-            transactions: records.iter().map(Counted::batch_tx).collect(),
-            unresolved: Vec::new(),
-            totals: Totals {
-                count: be32(tr(20, 24)),
-                sum: Sum(u64::from_be_bytes(tr(24, 32).try_into().expect("8"))),
-                first_tx_seq: SamTxSeq(be32(tr(12, 16))),
-                last_tx_seq: SamTxSeq(be32(tr(16, 20))),
-                journal: Journal(tr(34, 50).try_into().expect("16")),
-                mac: Mac8(tr(50, 58).try_into().expect("8")),
-            },
-        })
+        let signed = self.ok(&host::close_end().to_bytes())?;
+        let id = self.select();
+        Ok(host::batch(&id, records, &signed, "2026-11-19T10:00:00Z").expect("the batch"))
     }
 }
 

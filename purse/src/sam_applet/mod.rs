@@ -14,6 +14,7 @@ mod close;
 pub mod command;
 mod context;
 pub mod delta;
+pub mod host;
 pub mod journal;
 mod json;
 mod purchase;

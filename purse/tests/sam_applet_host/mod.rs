@@ -5,15 +5,13 @@
 
 use purse::apdu::Response;
 use purse::card::{Card, MemoryStore};
-use purse::commands::{CardCommand, TxRecord};
+use purse::commands::CardCommand;
 use purse::keys::SamKeys;
 use purse::sam::Order;
-use purse::sam_applet::{outcome, MemorySamStore, SamApplet, SamState, SamStore, SAM_AID};
-use purse::settlement::{Batch, BatchTx, Totals, TotalsRecord, FORMAT};
-use purse::{
-    Amount, CardId, CloseSeq, Currency, DateTime, Journal, Key, KeyVersion, Mac8, Nt, Rnd, SamId,
-    SamTxSeq, StatusWord, Sum,
-};
+use purse::sam_applet::host::{self, Identity, SamApdu};
+use purse::sam_applet::{MemorySamStore, SamApplet, SamState, SamStore};
+use purse::settlement::{Batch, TotalsRecord};
+use purse::{Amount, CloseSeq, Currency, DateTime, Key, KeyVersion, Nt, Rnd, StatusWord};
 
 /// One SAM exchange: the command, the random the SAM drew for it, the answer.
 #[derive(Clone, Debug)]
@@ -24,57 +22,7 @@ pub struct Step {
     pub response: Vec<u8>,
 }
 
-/// A record the SAM counted, with its period and tag.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Counted {
-    pub period: CloseSeq,
-    pub rec: Vec<u8>,
-    pub tag: [u8; 8],
-}
-
-impl Counted {
-    pub fn seq(&self) -> SamTxSeq {
-        SamTxSeq(u32::from_be_bytes([
-            self.rec[21],
-            self.rec[22],
-            self.rec[23],
-            self.rec[24],
-        ]))
-    }
-
-    pub fn batch_tx(&self) -> BatchTx {
-        let card = CardId(self.rec[1..9].try_into().expect("8 bytes"));
-        let r = TxRecord::parse(&self.rec[9..]).expect("record");
-        BatchTx::from_record(KeyVersion(self.rec[0]), card, &r)
-    }
-
-    /// `Rec || Tag` for CLOSE RECORD.
-    pub fn entry(&self) -> Vec<u8> {
-        [self.rec.as_slice(), &self.tag].concat()
-    }
-}
-
-/// What COMPLETE, STOP or RECOVERY END said.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Running(Vec<u8>),
-    Completed(Counted),
-    Nothing,
-    Pending,
-}
-
-pub fn outcome_of(data: &[u8]) -> Outcome {
-    match data.first() {
-        Some(&outcome::RUNNING) => Outcome::Running(data[1..].to_vec()),
-        Some(&outcome::COMPLETED) => Outcome::Completed(Counted {
-            period: CloseSeq(u32::from_be_bytes(data[1..5].try_into().expect("4"))),
-            rec: data[5..65].to_vec(),
-            tag: data[65..73].try_into().expect("8"),
-        }),
-        Some(&outcome::NOTHING) => Outcome::Nothing,
-        _ => Outcome::Pending,
-    }
-}
+pub use purse::sam_applet::host::{Counted, Outcome};
 
 /// The K_CTX the test SAMs are personalised with (a real SAM draws its own).
 pub const K_CTX: [u8; 16] = [0xC7; 16];
@@ -105,9 +53,7 @@ impl<S: SamStore> Host<S> {
             rnd: 0x40,
             steps: Vec::new(),
         };
-        let mut select = vec![0x00, 0xA4, 0x04, 0x00, 0x07];
-        select.extend_from_slice(&SAM_AID);
-        assert!(h.send("select", &select).sw.is_ok());
+        assert!(h.send("select", &host::select().without_le()).sw.is_ok());
         h
     }
 
@@ -129,8 +75,9 @@ impl<S: SamStore> Host<S> {
         Response::parse(&response).expect("at least a status word")
     }
 
-    fn ok(&mut self, name: &str, apdu: &[u8]) -> Result<Vec<u8>, StatusWord> {
-        let r = self.send(name, apdu);
+    /// `apdu` in the form the v1 vectors record; the answer's data when SW is 9000.
+    fn ok(&mut self, name: &str, apdu: SamApdu) -> Result<Vec<u8>, StatusWord> {
+        let r = self.send(name, &apdu.without_le());
         if r.sw.is_ok() {
             Ok(r.data)
         } else {
@@ -144,13 +91,8 @@ impl<S: SamStore> Host<S> {
         order: &Order,
         currency: Currency,
     ) -> Result<(Vec<u8>, Vec<u8>), StatusWord> {
-        let mut a = vec![0x80, 0x70, order.mode.p1(), 0x00, 12];
-        a.extend_from_slice(&order.unit_amount.0.to_be_bytes());
-        a.extend_from_slice(&order.max_units.0.to_be_bytes());
-        a.extend_from_slice(&order.period_secs.to_be_bytes());
-        a.extend_from_slice(&currency.numeric().to_be_bytes());
-        let d = self.ok("begin", &a)?;
-        Ok((d[..30].to_vec(), d[30..].to_vec()))
+        let b = host::begun(&self.ok("begin", host::begin(order, currency))?).expect("BEGIN");
+        Ok((b.init_data, b.ctx))
     }
 
     pub fn authorize_apdu(
@@ -159,11 +101,7 @@ impl<S: SamStore> Host<S> {
         init_resp: &[u8],
         begin_ctx: &[u8],
     ) -> Vec<u8> {
-        let mut a = vec![0x80, 0x72, 0x00, 0x00, 0x60, kv.0];
-        a.extend_from_slice(&now.0.to_be_bytes());
-        a.extend_from_slice(init_resp);
-        a.extend_from_slice(begin_ctx);
-        a
+        host::authorize(kv, now, init_resp, begin_ctx).without_le()
     }
 
     /// AUTHORIZE: `(DebitData, TxCtx)`.
@@ -174,47 +112,42 @@ impl<S: SamStore> Host<S> {
         init_resp: &[u8],
         begin_ctx: &[u8],
     ) -> Result<(Vec<u8>, Vec<u8>), StatusWord> {
-        let d = self.ok(
-            "authorize",
-            &Self::authorize_apdu(kv, now, init_resp, begin_ctx),
-        )?;
-        Ok((d[..16].to_vec(), d[16..].to_vec()))
+        let apdu = host::authorize(kv, now, init_resp, begin_ctx);
+        let a = host::authorized(&self.ok("authorize", apdu)?).expect("AUTHORIZE");
+        Ok((a.debit_data, a.ctx))
     }
 
     pub fn complete_apdu(answer: &[u8], ctx: &[u8]) -> Vec<u8> {
-        let mut a = vec![0x80, 0x74, 0x00, 0x00, (1 + answer.len() + ctx.len()) as u8];
-        a.push(answer.len() as u8);
-        a.extend_from_slice(answer);
-        a.extend_from_slice(ctx);
-        a
+        host::complete(answer, ctx).without_le()
     }
 
     pub fn complete(&mut self, answer: &[u8], ctx: &[u8]) -> Result<Outcome, StatusWord> {
-        self.ok("complete", &Self::complete_apdu(answer, ctx))
-            .map(|d| outcome_of(&d))
+        let d = self.ok("complete", host::complete(answer, ctx))?;
+        Ok(host::outcome(&d).expect("COMPLETE"))
     }
 
     /// TICK: `(TickData, TxCtx)`.
     pub fn tick(&mut self, now: DateTime, ctx: &[u8]) -> Result<(Vec<u8>, Vec<u8>), StatusWord> {
-        let mut a = vec![0x80, 0x76, 0x00, 0x00, 0x7B];
-        a.extend_from_slice(&now.0.to_be_bytes());
-        a.extend_from_slice(ctx);
-        let d = self.ok("tick", &a)?;
-        Ok((d[..10].to_vec(), d[10..].to_vec()))
+        let t = host::ticked(&self.ok("tick", host::tick(now, ctx))?).expect("TICK");
+        Ok((t.tick_data, t.ctx))
     }
 
+    /// STOP with `How` 0 (running), 1 (not debited) or 2 (debited).
     pub fn stop(&mut self, how: u8, ctx: &[u8]) -> Result<Outcome, StatusWord> {
-        let mut a = vec![0x80, 0x78, how, 0x00, 0x77];
-        a.extend_from_slice(ctx);
-        self.ok("stop", &a).map(|d| outcome_of(&d))
+        let how = match how {
+            0 => host::StopHow::Running,
+            1 => host::StopHow::NotDebited,
+            _ => host::StopHow::Debited,
+        };
+        let d = self.ok("stop", host::stop(how, ctx))?;
+        Ok(host::outcome(&d).expect("STOP"))
     }
 
     /// RECOVERY BEGIN: `(InitData, RecCtx)`.
     pub fn recovery_begin(&mut self, ctx: &[u8]) -> Result<(Vec<u8>, Vec<u8>), StatusWord> {
-        let mut a = vec![0x80, 0x7A, 0x00, 0x00, 0x77];
-        a.extend_from_slice(ctx);
-        let d = self.ok("recovery begin", &a)?;
-        Ok((d[..30].to_vec(), d[30..].to_vec()))
+        let d = self.ok("recovery begin", host::recovery_begin(ctx))?;
+        let b = host::recovery_begun(&d).expect("RECOVERY BEGIN");
+        Ok((b.init_data, b.ctx))
     }
 
     pub fn recovery_end(
@@ -223,12 +156,8 @@ impl<S: SamStore> Host<S> {
         proof: &[u8],
         ctx: &[u8],
     ) -> Result<Outcome, StatusWord> {
-        let mut a = vec![0x80, 0x7A, 0x01, 0x00, (43 + proof.len() + ctx.len()) as u8];
-        a.extend_from_slice(init_resp);
-        a.push(proof.len() as u8);
-        a.extend_from_slice(proof);
-        a.extend_from_slice(ctx);
-        self.ok("recovery end", &a).map(|d| outcome_of(&d))
+        let d = self.ok("recovery end", host::recovery_end(init_resp, proof, ctx))?;
+        Ok(host::outcome(&d).expect("RECOVERY END"))
     }
 
     /// CLOSE BEGIN: `(CloseSeq, Count, Sum)` of the period to stream.
@@ -237,33 +166,22 @@ impl<S: SamStore> Host<S> {
         again: bool,
         close_seq: u32,
     ) -> Result<(u32, u32, u64), StatusWord> {
-        let mut a = vec![0x80, 0x7C, u8::from(again), 0x00, 0x04];
-        a.extend_from_slice(&close_seq.to_be_bytes());
-        let d = self.ok("close begin", &a)?;
-        Ok((
-            u32::from_be_bytes(d[..4].try_into().expect("4")),
-            u32::from_be_bytes(d[4..8].try_into().expect("4")),
-            u64::from_be_bytes(d[8..16].try_into().expect("8")),
-        ))
+        let d = self.ok("close begin", host::close_begin(again, CloseSeq(close_seq)))?;
+        let (seq, count, sum) = host::close_begun(&d).expect("CLOSE BEGIN");
+        Ok((seq.0, count, sum))
     }
 
-    /// CLOSE RECORD with `entries` in one APDU: short up to 3, extended above.
+    /// CLOSE RECORD with `entries` (`Rec || Tag` each) in one APDU: short up to 3,
+    /// extended above.
     pub fn close_record(&mut self, entries: &[Vec<u8>]) -> Result<(), StatusWord> {
-        let data = entries.concat();
-        let mut a = vec![0x80, 0x7C, 0x02, 0x00];
-        if data.len() <= 255 {
-            a.push(data.len() as u8);
-        } else {
-            a.push(0);
-            a.extend_from_slice(&(data.len() as u16).to_be_bytes());
-        }
-        a.extend_from_slice(&data);
-        self.ok("close record", &a).map(|_| ())
+        self.ok("close record", host::close_entries(entries.concat()))
+            .map(|_| ())
     }
 
     /// CLOSE END: `TR || TRMAC`.
     pub fn close_end(&mut self) -> Result<Vec<u8>, StatusWord> {
-        self.ok("close end", &[0x80, 0x7C, 0x03, 0x00, 0x00])
+        let d = self.ok("close end", host::close_end())?;
+        Ok(host::close_signed(&d).expect("CLOSE END"))
     }
 
     /// A whole close over `records` (in SAM_TxSeq order), streamed in APDUs of up to
@@ -278,8 +196,7 @@ impl<S: SamStore> Host<S> {
     ) -> Result<Batch, StatusWord> {
         self.close_begin(again, close_seq)?;
         for chunk in records.chunks(per_apdu.max(1)) {
-            let entries: Vec<Vec<u8>> = chunk.iter().map(Counted::entry).collect();
-            self.close_record(&entries)?;
+            self.ok("close record", host::close_record(chunk))?;
         }
         let signed = self.close_end()?;
         Ok(batch(&self.sam, records, &signed, created_at))
@@ -288,27 +205,13 @@ impl<S: SamStore> Host<S> {
 
 /// The batch file from the streamed records and the SAM's `TR || TRMAC`.
 pub fn batch(sam: &SamApplet, records: &[Counted], signed: &[u8], created_at: &str) -> Batch {
-    let tr = |a: usize, b: usize| &signed[a..b];
-    let u32_at = |a: usize| u32::from_be_bytes(tr(a, a + 4).try_into().expect("4"));
     let k = &sam.state().keys;
-    Batch {
-        format: FORMAT.to_string(),
-        sam_id: SamId(tr(0, 8).try_into().expect("8")),
-        close_seq: CloseSeq(u32_at(8)),
-        currency: k.currency,
-        created_at: created_at.to_string(),
+    let id = Identity {
+        sam_id: k.sam_id,
         key_version: k.key_version,
-        transactions: records.iter().map(Counted::batch_tx).collect(),
-        unresolved: Vec::new(),
-        totals: Totals {
-            count: u32_at(20),
-            sum: Sum(u64::from_be_bytes(tr(24, 32).try_into().expect("8"))),
-            first_tx_seq: SamTxSeq(u32_at(12)),
-            last_tx_seq: SamTxSeq(u32_at(16)),
-            journal: Journal(tr(34, 50).try_into().expect("16")),
-            mac: Mac8(tr(50, 58).try_into().expect("8")),
-        },
-    }
+        currency: k.currency,
+    };
+    host::batch(&id, records, signed, created_at).expect("a batch of the SAM's records")
 }
 
 /// Checks the signed TR against the batch's own fields (what the clearing office MACs).

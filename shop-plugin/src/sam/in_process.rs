@@ -44,7 +44,7 @@ impl InProcessSam {
                 currency: purse::Currency::EUR,
             },
         };
-        let d = sam.command(&codec::select())?;
+        let d = sam.send(codec::select())?;
         sam.identity = codec::identity(&d)?;
         Ok(sam)
     }

@@ -55,26 +55,23 @@ pub trait SecurityModule: Send {
 
     /// A command whose success is SW 9000: its data.
     fn command(&mut self, apdu: &[u8]) -> Result<Vec<u8>, SamError> {
-        let r = self.transmit(apdu)?;
-        let Some(split) = r.len().checked_sub(2) else {
-            return Err(SamError::Malformed(
-                "an answer without a status word".into(),
-            ));
-        };
-        let sw = StatusWord(u16::from_be_bytes([r[split], r[split + 1]]));
-        if sw.is_ok() {
-            Ok(r[..split].to_vec())
-        } else {
-            Err(SamError::Status(sw))
+        match codec::answer(&self.transmit(apdu)?)? {
+            Ok(data) => Ok(data.to_vec()),
+            Err(sw) => Err(SamError::Status(sw)),
         }
     }
 
+    /// `apdu` framed as ISO 7816-4 says, and its data when SW is 9000.
+    fn send(&mut self, apdu: codec::SamApdu) -> Result<Vec<u8>, SamError> {
+        self.command(&apdu.to_bytes())
+    }
+
     fn status(&mut self) -> Result<Status, SamError> {
-        codec::status(&self.command(&codec::GET_STATUS)?)
+        Ok(codec::status(&self.send(codec::get_status())?)?)
     }
 
     fn begin(&mut self, order: &Order, currency: Currency) -> Result<Begun, SamError> {
-        codec::begun(&self.command(&codec::begin(order, currency))?)
+        Ok(codec::begun(&self.send(codec::begin(order, currency))?)?)
     }
 
     fn authorize(
@@ -84,24 +81,28 @@ pub trait SecurityModule: Send {
         init_resp: &[u8],
         begin_ctx: &[u8],
     ) -> Result<Authorized, SamError> {
-        codec::authorized(&self.command(&codec::authorize(kv, now, init_resp, begin_ctx))?)
+        Ok(codec::authorized(
+            &self.send(codec::authorize(kv, now, init_resp, begin_ctx))?,
+        )?)
     }
 
     /// COMPLETE with the card's whole answer (data and SW).
     fn complete(&mut self, answer: &[u8], ctx: &[u8]) -> Result<Outcome, SamError> {
-        codec::outcome(&self.command(&codec::complete(answer, ctx))?)
+        Ok(codec::outcome(&self.send(codec::complete(answer, ctx))?)?)
     }
 
     fn tick(&mut self, now: DateTime, ctx: &[u8]) -> Result<Ticked, SamError> {
-        codec::ticked(&self.command(&codec::tick(now, ctx))?)
+        Ok(codec::ticked(&self.send(codec::tick(now, ctx))?)?)
     }
 
     fn stop(&mut self, how: StopHow, ctx: &[u8]) -> Result<Outcome, SamError> {
-        codec::outcome(&self.command(&codec::stop(how, ctx))?)
+        Ok(codec::outcome(&self.send(codec::stop(how, ctx))?)?)
     }
 
     fn recovery_begin(&mut self, ctx: &[u8]) -> Result<Begun, SamError> {
-        codec::recovery_begun(&self.command(&codec::recovery_begin(ctx))?)
+        Ok(codec::recovery_begun(
+            &self.send(codec::recovery_begin(ctx))?,
+        )?)
     }
 
     fn recovery_end(
@@ -110,7 +111,9 @@ pub trait SecurityModule: Send {
         proof: &[u8],
         rec_ctx: &[u8],
     ) -> Result<Outcome, SamError> {
-        codec::outcome(&self.command(&codec::recovery_end(init_resp, proof, rec_ctx))?)
+        Ok(codec::outcome(
+            &self.send(codec::recovery_end(init_resp, proof, rec_ctx))?,
+        )?)
     }
 
     /// A whole streamed close: CLOSE BEGIN (`again` for the last closed period), the
@@ -122,11 +125,11 @@ pub trait SecurityModule: Send {
         close_seq: CloseSeq,
         records: &[Counted],
     ) -> Result<Closed, SamError> {
-        let begun = codec::close_begun(&self.command(&codec::close_begin(again, close_seq))?)?;
+        let begun = codec::close_begun(&self.send(codec::close_begin(again, close_seq))?)?;
         for chunk in records.chunks(codec::RECORDS_PER_APDU) {
-            self.command(&codec::close_record(chunk))?;
+            self.send(codec::close_record(chunk))?;
         }
-        let signed = codec::close_signed(&self.command(&codec::CLOSE_END)?)?;
+        let signed = codec::close_signed(&self.send(codec::close_end())?)?;
         Ok((begun, signed))
     }
 }

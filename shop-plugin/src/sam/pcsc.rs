@@ -53,11 +53,11 @@ impl PcscSam {
             .map_err(unavailable);
         self.ctx = Some(ctx);
         let card = card?;
-        let r = transmit(&card, &codec::select());
+        let r = transmit(&card, &codec::select().to_bytes());
         self.card = Some(card);
         let r = r?;
         match r.len().checked_sub(2) {
-            Some(n) if r[n..] == [0x90, 0x00] => codec::identity(&r[..n]),
+            Some(n) if r[n..] == [0x90, 0x00] => Ok(codec::identity(&r[..n])?),
             _ => Err(SamError::Unavailable(format!(
                 "the card in '{}' has no SAM application",
                 self.reader

@@ -142,7 +142,7 @@ impl Engine {
         p.recovery_required = false;
         let kind = match outcome {
             Outcome::Completed(c) => {
-                let r = c.tx_record().map_err(|e| sam_error(&e))?;
+                let r = c.tx_record().map_err(|e| sam_error(&e.into()))?;
                 p.units = r.units;
                 p.total = r.total;
                 p.balance_after = Some(r.balance_after);

@@ -5,52 +5,23 @@
 //! A close interrupted after CLOSE BEGIN (no batch stored for the SAM's last close) is
 //! streamed again (`How = 01`) by the next one.
 
-use purse::settlement::{rfc3339, Batch, Totals, FORMAT};
-use purse::{CloseSeq, Journal, Mac8, SamId, SamTxSeq, Sum};
+use purse::settlement::{rfc3339, Batch};
+use purse::{CloseSeq, SamTxSeq};
 
 use super::{sam_error, CardSam};
 use crate::engine::{ApiError, Engine};
-use crate::sam::{Counted, SamError};
+use crate::sam::{codec, Counted, SamError};
 use crate::store::sam_rows;
-
-fn be32(b: &[u8]) -> u32 {
-    let mut x = [0u8; 4];
-    x.copy_from_slice(&b[..4]);
-    u32::from_be_bytes(x)
-}
 
 /// The batch file of `records` under the SAM's `TR || TRMAC`.
 fn batch(card: &CardSam, records: &[Counted], signed: &[u8], now: i64) -> Result<Batch, SamError> {
-    let id = card.identity();
-    let mut sam_id = [0u8; 8];
-    sam_id.copy_from_slice(&signed[..8]);
-    let mut sum = [0u8; 8];
-    sum.copy_from_slice(&signed[24..32]);
-    let mut journal = [0u8; 16];
-    journal.copy_from_slice(&signed[34..50]);
-    let mut mac = [0u8; 8];
-    mac.copy_from_slice(&signed[50..58]);
-    Ok(Batch {
-        format: FORMAT.to_string(),
-        sam_id: SamId(sam_id),
-        close_seq: CloseSeq(be32(&signed[8..])),
-        currency: id.currency,
-        created_at: rfc3339(now.max(0) as u64),
-        key_version: id.key_version,
-        transactions: records
-            .iter()
-            .map(Counted::batch_tx)
-            .collect::<Result<_, _>>()?,
-        unresolved: Vec::new(),
-        totals: Totals {
-            count: be32(&signed[20..]),
-            sum: Sum(u64::from_be_bytes(sum)),
-            first_tx_seq: SamTxSeq(be32(&signed[12..])),
-            last_tx_seq: SamTxSeq(be32(&signed[16..])),
-            journal: Journal(journal),
-            mac: Mac8(mac),
-        },
-    })
+    let created_at = rfc3339(now.max(0) as u64);
+    Ok(codec::batch(
+        &card.identity(),
+        records,
+        signed,
+        &created_at,
+    )?)
 }
 
 impl Engine {
@@ -107,13 +78,13 @@ impl Engine {
             (last, signed, records)
         } else {
             let close_seq = CloseSeq(last.0.saturating_add(1));
-            let (seq, count, sum) = crate::sam::codec::close_begun(
+            let (seq, count, sum) = codec::close_begun(
                 &card
                     .lock()
-                    .command(&crate::sam::codec::close_begin(false, close_seq))
+                    .send(codec::close_begin(false, close_seq))
                     .map_err(|e| sam_error(&e))?,
             )
-            .map_err(|e| sam_error(&e))?;
+            .map_err(|e| sam_error(&e.into()))?;
             // Every completion the SAM counted before CLOSE BEGIN was queued for the
             // database under the SAM's lock, before this: once this barrier is durable,
             // they all are.
@@ -139,12 +110,9 @@ impl Engine {
             let signed = {
                 let mut sam = card.lock();
                 let streamed = records
-                    .chunks(crate::sam::codec::RECORDS_PER_APDU)
-                    .try_for_each(|chunk| {
-                        sam.command(&crate::sam::codec::close_record(chunk))
-                            .map(|_| ())
-                    })
-                    .and_then(|()| sam.command(&crate::sam::codec::CLOSE_END));
+                    .chunks(codec::RECORDS_PER_APDU)
+                    .try_for_each(|chunk| sam.send(codec::close_record(chunk)).map(|_| ()))
+                    .and_then(|()| sam.send(codec::close_end()));
                 match streamed {
                     Ok(s) => s,
                     // The stream was lost (the SAM was reset): stream the period again.
