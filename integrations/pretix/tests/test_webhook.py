@@ -177,3 +177,17 @@ def test_the_payment_page_of_an_ended_payment_goes_to_the_return_page(env, clien
     payment.payment_provider.cancel_payment(payment)
     r = client.get(payment.payment_provider.pay_url(payment))
     assert r.status_code == 302 and "/purse/return/" in r["Location"]
+
+
+@pytest.mark.django_db
+def test_the_return_page_counts_a_confirmed_payment_while_its_order_is_being_marked(env, client):
+    # pretix confirms a payment and marks its order paid in two transactions; the webhook
+    # confirming it first leaves the return page this state for a moment.
+    plugin, event, order, payment = env
+    started(payment)
+    OrderPayment.objects.filter(pk=payment.pk).update(state=OrderPayment.PAYMENT_STATE_CONFIRMED)
+    order.refresh_from_db()
+    assert order.status == Order.STATUS_PENDING
+    r = client.get(payment.payment_provider.return_url(payment))
+    assert r.status_code == 302
+    assert r["Location"] == f"/purseorg/conf/order/{order.code}/{order.secret}/?paid=yes"
