@@ -15,6 +15,8 @@ PURSE_DEPS+=(chromium)
 PURSE_DEPS+=(firefox-esr)
 # The clearing office's PostgreSQL tests start a throw-away server (scripts/lib/postgres.sh).
 PURSE_DEPS+=(postgresql)
+# The demo makes its clearing office's certificate with the openssl command.
+PURSE_DEPS+=(openssl)
 command -v npm >/dev/null 2>&1 || PURSE_DEPS+=(nodejs npm)
 PURSE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # pcscd's PID file and log (when we start it) live here.
