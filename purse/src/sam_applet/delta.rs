@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 
 use thiserror::Error;
 
+use super::replies::{Replies, Reply};
 use super::state::{SamState, Totals};
 use super::window::{SeqWindow, WINDOW_BITS};
 use crate::types::{CloseSeq, SamTxSeq, Sum};
@@ -25,6 +26,7 @@ const LAST_CLOSE_SEQ: u8 = 0x03;
 const PERIOD: u8 = 0x04;
 const CLOSED: u8 = 0x05;
 const BLOCKED: u8 = 0x06;
+const REPLY: u8 = 0x07;
 const BASE: u8 = 0x10;
 const BYTE: u8 = 0x20;
 const LAGGARD_ADD: u8 = 0x30;
@@ -62,6 +64,8 @@ enum Op {
     Period(Totals),
     Closed(Totals),
     Blocked,
+    /// A final transaction's reply remembered (the oldest forgotten when full).
+    Reply(Reply),
     /// The window's new base; the bitmap moves down by whole bytes.
     Base(Win, u32),
     /// One bitmap byte's new value (after the base moved).
@@ -111,6 +115,7 @@ impl Delta {
         scalar(old.period != new.period, Op::Period(new.period));
         scalar(old.closed != new.closed, Op::Closed(new.closed));
         scalar(!old.blocked && new.blocked, Op::Blocked);
+        ops.extend(reply_ops(&old.replies, &new.replies)?);
         window_ops(Win::Begins, &old.begins, &new.begins, &mut ops)?;
         window_ops(Win::Finals, &old.finals, &new.finals, &mut ops)?;
         let delta = Delta { ops };
@@ -137,6 +142,7 @@ impl Delta {
                 Op::Period(t) => state.period = t,
                 Op::Closed(t) => state.closed = t,
                 Op::Blocked => state.blocked = true,
+                Op::Reply(r) => state.replies.push(r),
                 Op::Base(w, base) => pick(w, &mut begins, &mut finals).rebase(base)?,
                 Op::Byte(w, i, v) => {
                     let p = pick(w, &mut begins, &mut finals);
@@ -177,6 +183,12 @@ impl Delta {
                 Op::Period(t) => put(&mut v, PERIOD, &totals_bytes(t)),
                 Op::Closed(t) => put(&mut v, CLOSED, &totals_bytes(t)),
                 Op::Blocked => v.push(BLOCKED),
+                Op::Reply(r) => {
+                    v.push(REPLY);
+                    v.extend_from_slice(&r.seq.to_be_bytes());
+                    v.extend_from_slice(&r.period.to_be_bytes());
+                    v.extend_from_slice(&r.tag);
+                }
                 Op::Base(w, b) => put(&mut v, BASE | w.code(), &b.to_be_bytes()),
                 Op::Byte(w, i, b) => {
                     put(&mut v, BYTE | w.code(), &i.to_be_bytes());
@@ -206,6 +218,11 @@ impl Delta {
                 PERIOD => Op::Period(c.totals()?),
                 CLOSED => Op::Closed(c.totals()?),
                 BLOCKED => Op::Blocked,
+                REPLY => Op::Reply(Reply {
+                    seq: c.u32()?,
+                    period: c.u32()?,
+                    tag: c.take()?,
+                }),
                 t if t & 0xFE == BASE => Op::Base(win, c.u32()?),
                 t if t & 0xFE == BYTE => {
                     Op::Byte(win, c.u16()?, c.u8().ok_or(DeltaError::Malformed)?)
@@ -283,6 +300,20 @@ fn window_ops(w: Win, old: &SeqWindow, new: &SeqWindow, ops: &mut Vec<Op>) -> Op
     Some(())
 }
 
+/// The replies remembered since `old`: the last few of `new`, when pushing them onto
+/// `old` gives `new` (a command finalizes one transaction); `None` otherwise.
+fn reply_ops(old: &Replies, new: &Replies) -> Option<Vec<Op>> {
+    if old == new {
+        return Some(Vec::new());
+    }
+    (1..=2.min(new.len())).find_map(|n| {
+        let added: Vec<Reply> = new.iter().skip(new.len() - n).copied().collect();
+        let mut pushed = old.clone();
+        added.iter().for_each(|r| pushed.push(*r));
+        (pushed == *new).then(|| added.into_iter().map(Op::Reply).collect())
+    })
+}
+
 /// Everything but the keys (which a delta never changes) is equal.
 fn same_counters(a: &SamState, b: &SamState) -> bool {
     a.next_tx_seq == b.next_tx_seq
@@ -292,6 +323,7 @@ fn same_counters(a: &SamState, b: &SamState) -> bool {
         && a.last_close_seq == b.last_close_seq
         && a.period == b.period
         && a.closed == b.closed
+        && a.replies == b.replies
         && a.blocked == b.blocked
 }
 
@@ -336,5 +368,55 @@ impl Cursor<'_> {
             count,
             sum: Sum(sum),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::SamKeys;
+    use crate::sam_applet::journal::SLOT_PAYLOAD;
+    use crate::types::{Currency, KeyVersion, SamId};
+    use crate::Key;
+
+    #[test]
+    fn a_completion_with_its_reply_fits_one_journal_slot() {
+        let keys = SamKeys {
+            sam_id: SamId([0x5A; 8]),
+            currency: Currency::EUR,
+            key_version: KeyVersion(1),
+            k_sam: Key::from_bytes([1; 16]),
+            mk_pur: [(KeyVersion(1), Key::from_bytes([2; 16]))].into(),
+        };
+        let mut old = SamState::personalise(keys, Key::from_bytes([3; 16]));
+        old.next_tx_seq = SamTxSeq(20);
+        for n in 1..8 {
+            old.finals.insert(n);
+        }
+        // The base moves, a bit is set, the totals change, a reply is remembered.
+        let mut new = old.clone();
+        new.finals.insert(8);
+        new.period = Totals {
+            count: 1,
+            sum: Sum(250),
+        };
+        new.replies.push(Reply {
+            seq: 8,
+            period: 1,
+            tag: [9; 8],
+        });
+        let d = Delta::between(&old, &new).expect("a delta");
+        assert!(
+            d.encode().len() <= SLOT_PAYLOAD,
+            "{} bytes",
+            d.encode().len()
+        );
+        let back = Delta::decode(&d.encode()).expect("decodes");
+        let mut applied = old.clone();
+        back.apply(&mut applied).expect("applies");
+        assert_eq!(applied.replies, new.replies);
+        assert_eq!(applied.finals, new.finals);
+        // Replies taken away cannot be a delta: the caller rewrites the card file.
+        assert!(Delta::between(&new, &old).is_none());
     }
 }

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
+use super::replies::Replies;
 use super::state::{SamState, Totals};
 use super::window::{SeqWindow, MAX_LAGGARDS, WINDOW_BITS};
 use crate::crypto::Key;
@@ -21,7 +22,7 @@ use crate::types::{CloseSeq, Currency, KeyVersion, SamId, SamTxSeq, Sum};
 /// The `format` value of a SAM card file.
 pub const SAM_CARD_FORMAT: &str = "purse-sam-card/1";
 
-const FIELDS: [&str; 15] = [
+const FIELDS: [&str; 16] = [
     "format",
     "sam_id",
     "currency",
@@ -36,6 +37,7 @@ const FIELDS: [&str; 15] = [
     "last_close_seq",
     "period",
     "closed",
+    "replies",
     "blocked",
 ];
 
@@ -68,7 +70,9 @@ impl SamState {
         let k_sam = Zeroizing::new(k.k_sam.expose_hex());
         let k_ctx = Zeroizing::new(self.k_ctx.expose_hex());
         // Sized up front so that growing never leaves copies of the keys behind.
-        let mut out = Zeroizing::new(String::with_capacity(6144 + 48 * k.mk_pur.len()));
+        let mut out = Zeroizing::new(String::with_capacity(
+            6144 + 48 * k.mk_pur.len() + 40 * self.replies.len(),
+        ));
         out.push_str("{\n");
         out.push_str(&format!("  \"format\": \"{SAM_CARD_FORMAT}\",\n"));
         out.push_str(&format!("  \"sam_id\": \"{}\",\n", k.sam_id.to_hex()));
@@ -98,6 +102,7 @@ impl SamState {
         ));
         out.push_str(&format!("  \"period\": {},\n", totals_json(&self.period)));
         out.push_str(&format!("  \"closed\": {},\n", totals_json(&self.closed)));
+        out.push_str(&format!("  \"replies\": {},\n", self.replies.to_json()));
         out.push_str(&format!("  \"blocked\": {}\n}}\n", self.blocked));
         // Moves the buffer out; the Zeroizing wrapper is left with an empty string.
         core::mem::take(&mut *out)
@@ -150,6 +155,14 @@ impl SamState {
             last_close_seq: CloseSeq(u32_field(&m, "last_close_seq")?),
             period: totals(field(&m, "period")?, "period")?,
             closed: totals(field(&m, "closed")?, "closed")?,
+            // Optional: a card file from before the SAM remembered replies has none.
+            replies: m
+                .get("replies")
+                .map_or(Some(Replies::default()), Replies::from_json)
+                .ok_or(bad(
+                    "replies",
+                    "at most 256 [seq, period, tag hex] of distinct transactions",
+                ))?,
             blocked: field(&m, "blocked")?
                 .as_bool()
                 .ok_or(bad("blocked", "true or false"))?,
@@ -297,6 +310,7 @@ fn totals(v: &Value, name: &'static str) -> Result<Totals, SamCardError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sam_applet::replies::Reply;
     use crate::sam_applet::window::Slide;
 
     fn state() -> SamState {
@@ -331,6 +345,12 @@ mod tests {
             count: 1,
             sum: Sum(100),
         };
+        s.replies.push(Reply::nothing(780));
+        s.replies.push(Reply {
+            seq: 8999,
+            period: 3,
+            tag: [0xE1; 8],
+        });
         s
     }
 
@@ -385,6 +405,10 @@ mod tests {
             with("\"laggards\": []", "\"laggards\": [9999]"),
             with("\"bits\": \"", "\"bits\": \"00"),
             with("\"sam_id\": \"5a", "\"sam_id\": \"5A"),
+            with("[8999, 3,", "[781, 3,"),
+            with("[8999, 3,", "[8999, 4,"),
+            with("[8999, 3,", "[780, 3,"),
+            with("e1e1\"]", "e1\"]"),
             with(
                 "\"currency\": 978",
                 "\"currency\": \"adadadadadadadadadadadadadadadad\"",
@@ -416,6 +440,14 @@ mod tests {
         assert_eq!(
             with("\"last_close_seq\": 2,", "").err(),
             Some(SamCardError::MissingField("last_close_seq"))
+        );
+        let old_file = with(
+            "\"replies\": [[780, 0, \"0000000000000000\"], [8999, 3, \"e1e1e1e1e1e1e1e1\"]],\n",
+            "",
+        );
+        assert!(
+            old_file.is_ok_and(|s| s.replies.is_empty()),
+            "a card file from before replies"
         );
     }
 }

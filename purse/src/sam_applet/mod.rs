@@ -19,6 +19,7 @@ pub mod journal;
 mod json;
 mod purchase;
 mod recovery;
+pub mod replies;
 pub mod seal;
 mod state;
 pub mod window;
@@ -27,6 +28,7 @@ pub use command::{CloseStep, SamCommand, SAM_AID};
 pub use delta::{Delta, DeltaError};
 pub use journal::{JournalError, Replayed, SamJournal};
 pub use json::{SamCardError, SAM_CARD_FORMAT};
+pub use replies::{Replies, Reply, REPLY_DEPTH};
 pub use state::{MemorySamStore, SamState, SamStore, SamStoreError, Totals, BEGIN_BLOCK};
 
 use close::CloseStream;
@@ -36,7 +38,7 @@ use seal::SealKeys;
 
 use crate::apdu::{Response, StatusWord};
 use crate::commands::is_select_class;
-use crate::types::{Mac8, Rnd, APP_VERSION};
+use crate::types::{CloseSeq, Mac8, Rnd, APP_VERSION};
 
 type Answer = Result<Vec<u8>, StatusWord>;
 
@@ -189,30 +191,67 @@ impl SamApplet {
     }
 
     /// Opens a transaction context: authentic (6988), not from a rolled-back future
-    /// (6983), not final (6985).
-    fn open_tx(&mut self, ctx: TxCtx, store: &mut dyn SamStore) -> Result<TxCtx, StatusWord> {
+    /// (6983), not final (6985) unless `replay` (COMPLETE, STOP and RECOVERY END of a
+    /// final transaction may only reproduce its outcome: [`SamApplet::finalize`]).
+    fn open_tx(
+        &mut self,
+        ctx: TxCtx,
+        replay: bool,
+        store: &mut dyn SamStore,
+    ) -> Result<TxCtx, StatusWord> {
         if ctx.tx.sam_tx_seq >= self.state.next_tx_seq || ctx.period > self.state.open_period() {
             return Err(self.block(store));
         }
-        if self.state.finals.contains(ctx.tx.sam_tx_seq.0) {
+        if !replay && self.is_final(&ctx) {
             return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
         }
         Ok(ctx)
     }
 
-    fn tx_ctx(&mut self, raw: &[u8], store: &mut dyn SamStore) -> Result<TxCtx, StatusWord> {
+    fn tx_ctx(
+        &mut self,
+        raw: &[u8],
+        replay: bool,
+        store: &mut dyn SamStore,
+    ) -> Result<TxCtx, StatusWord> {
         let ctx = TxCtx::open(&self.seal, raw).ok_or(sw::BAD_CONTEXT)?;
-        self.open_tx(ctx, store)
+        self.open_tx(ctx, replay, store)
+    }
+
+    /// Whether the context's transaction is final already.
+    fn is_final(&self, ctx: &TxCtx) -> bool {
+        self.state.finals.contains(ctx.tx.sam_tx_seq.0)
     }
 
     /// The transaction becomes final: its bit is set and, when the card confirmed units,
-    /// they are counted in the open period and the record goes out with its tag.
+    /// they are counted in the open period and the record goes out with its tag. For a
+    /// transaction already final (a replay after a lost answer) nothing changes: the
+    /// answer is the one it got then, or 6985 when this would be another outcome or
+    /// the SAM no longer remembers it ([`replies`]).
     fn finalize(&mut self, ctx: &TxCtx, store: &mut dyn SamStore) -> Answer {
         let tx = &ctx.tx;
+        let seq = tx.sam_tx_seq.0;
+        let sam_id = self.state.keys.sam_id;
+        let batch = tx.batch_tx(sam_id);
+        if self.is_final(ctx) {
+            let given = self
+                .state
+                .replies
+                .find(seq)
+                .ok_or(StatusWord::CONDITIONS_NOT_SATISFIED)?;
+            let again = match &batch {
+                None => (given.period == 0).then(|| vec![outcome::NOTHING]),
+                Some(b) => {
+                    let (v, tag) = self.completed(CloseSeq(given.period), &b.rec(sam_id));
+                    (given.period != 0 && tag.0 == given.tag).then_some(v)
+                }
+            };
+            return again.ok_or(StatusWord::CONDITIONS_NOT_SATISFIED);
+        }
         let mut next = self.state.clone();
-        next.finals.insert(tx.sam_tx_seq.0);
-        let sam_id = next.keys.sam_id;
-        let Some(b) = tx.batch_tx(sam_id) else {
+        next.finals.insert(seq);
+        let Some(b) = batch else {
+            next.replies.push(Reply::nothing(seq));
             self.commit(next, store)?;
             return Ok(vec![outcome::NOTHING]);
         };
@@ -224,14 +263,20 @@ impl SamApplet {
             .0
             .checked_add(u64::from(b.total.0))
             .ok_or(sw::FULL)?;
+        let (v, tag) = self.completed(period, &b.rec(sam_id));
+        next.replies.push(Reply::counted(seq, period, &tag));
         self.commit(next, store)?;
-        let rec = b.rec(sam_id);
-        let tag: Mac8 = self.seal.tag(period, &rec);
+        Ok(v)
+    }
+
+    /// The outcome `01 || Period || Rec || Tag` of a record counted in `period`.
+    fn completed(&self, period: CloseSeq, rec: &[u8]) -> (Vec<u8>, Mac8) {
+        let tag: Mac8 = self.seal.tag(period, rec);
         let mut v = Vec::with_capacity(73);
         v.push(outcome::COMPLETED);
         v.extend_from_slice(&period.0.to_be_bytes());
-        v.extend_from_slice(&rec);
+        v.extend_from_slice(rec);
         v.extend_from_slice(&tag.0);
-        Ok(v)
+        (v, tag)
     }
 }

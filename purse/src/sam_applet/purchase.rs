@@ -136,7 +136,7 @@ impl SamApplet {
     /// COMPLETE: the card's DEBIT or TICK answer in; an outcome out.
     pub(super) fn complete(&mut self, data: &[u8], store: &mut dyn SamStore) -> Answer {
         let n = 1 + usize::from(data[0]);
-        let mut ctx = self.tx_ctx(&data[n..], store)?;
+        let mut ctx = self.tx_ctx(&data[n..], true, store)?;
         let k = match (ctx.tx.state, ctx.tx.in_flight) {
             (TxState::Pending, Some(k)) => k,
             _ => return Err(StatusWord::CONDITIONS_NOT_SATISFIED),
@@ -171,6 +171,10 @@ impl SamApplet {
             ctx.tx.state = TxState::Completed;
             return self.finalize(&ctx, store);
         }
+        if self.is_final(&ctx) {
+            // Stopped since: this context cannot run again.
+            return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
+        }
         ctx.tx.state = TxState::Running;
         ctx.period = self.state.open_period();
         Ok(running(&ctx, self))
@@ -180,7 +184,7 @@ impl SamApplet {
     /// context with unit k in flight out. Writes nothing.
     pub(super) fn tick(&mut self, data: &[u8], store: &mut dyn SamStore) -> Answer {
         let now = u64::from(Reader::new(data).u32());
-        let mut ctx = self.tx_ctx(&data[4..], store)?;
+        let mut ctx = self.tx_ctx(&data[4..], false, store)?;
         let tx = &ctx.tx;
         if tx.state != TxState::Running || ctx.period != self.state.open_period() {
             return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
@@ -213,7 +217,7 @@ impl SamApplet {
     /// STOP: end a running time-cycle (`how` 00), or record the clearing office's
     /// decision on a pending transaction (01 not debited, 02 debited).
     pub(super) fn stop(&mut self, how: u8, data: &[u8], store: &mut dyn SamStore) -> Answer {
-        let ctx = self.tx_ctx(data, store)?;
+        let ctx = self.tx_ctx(data, true, store)?;
         let wanted = if how == 0 {
             TxState::Running
         } else {

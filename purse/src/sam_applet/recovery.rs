@@ -4,7 +4,7 @@
 
 use super::checks::{self, Proof};
 use super::command::sw;
-use super::context::RecoveryCtx;
+use super::context::{RecoveryCtx, TxCtx};
 use super::purchase::init_data;
 use super::{outcome, Answer, SamApplet, SamStore};
 use crate::apdu::{Response, StatusWord};
@@ -21,7 +21,7 @@ impl SamApplet {
         rnd_s: Rnd,
         store: &mut dyn SamStore,
     ) -> Answer {
-        let ctx = self.tx_ctx(data, store)?;
+        let ctx = self.tx_ctx(data, false, store)?;
         if ctx.tx.state != TxState::Pending {
             return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
         }
@@ -37,7 +37,7 @@ impl SamApplet {
         let proof = &data[43..43 + proof_len];
         let rec = RecoveryCtx::open(&self.seal, &data[43 + proof_len..]).ok_or(sw::BAD_CONTEXT)?;
         let rnd_s = rec.rnd_s;
-        let mut ctx = self.open_tx(rec.tx, store)?;
+        let mut ctx = self.open_tx(rec.tx, true, store)?;
         if ctx.tx.state != TxState::Pending {
             return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
         }
@@ -60,7 +60,7 @@ impl SamApplet {
             return self.finalize(&ctx, store);
         }
         if resp.nt < ctx.tx.nt {
-            return Ok(vec![outcome::PENDING]);
+            return self.pending(&ctx);
         }
         let Some(record) = Response::parse(proof)
             .ok()
@@ -68,7 +68,7 @@ impl SamApplet {
             .and_then(|r| TxRecord::parse(&r.data).ok())
             .filter(|r| r.nt == ctx.tx.nt)
         else {
-            return Ok(vec![outcome::PENDING]);
+            return self.pending(&ctx);
         };
         if record.sam_id != keys.sam_id || record.sam_tx_seq != ctx.tx.sam_tx_seq {
             // Another SAM, or another transaction of ours, used this NT.
@@ -85,11 +85,20 @@ impl SamApplet {
                 tac: record.tac,
             },
         ) else {
-            return Ok(vec![outcome::PENDING]);
+            return self.pending(&ctx);
         };
         if confirmed.units >= ctx.tx.confirmed_units() {
             ctx.tx.confirmed = Some(confirmed);
         }
         self.finalize(&ctx, store)
+    }
+
+    /// Recovery could not decide: `03`, unless the transaction is final already (a
+    /// replay that does not reproduce how it ended: 6985).
+    fn pending(&self, ctx: &TxCtx) -> Answer {
+        if self.is_final(ctx) {
+            return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
+        }
+        Ok(vec![outcome::PENDING])
     }
 }

@@ -4,6 +4,7 @@
 
 use thiserror::Error;
 
+use super::replies::Replies;
 use super::window::SeqWindow;
 use crate::crypto::Key;
 use crate::keys::SamKeys;
@@ -37,6 +38,8 @@ pub struct SamState {
     pub period: Totals,
     /// Completions of period `last_close_seq`, frozen by CLOSE BEGIN.
     pub closed: Totals,
+    /// How the last final transactions ended, for replays of a lost answer.
+    pub replies: Replies,
     /// A rolled-back state was detected: no money command works any more.
     pub blocked: bool,
 }
@@ -55,6 +58,7 @@ impl SamState {
             last_close_seq: CloseSeq(0),
             period: Totals::default(),
             closed: Totals::default(),
+            replies: Replies::default(),
             blocked: false,
         }
     }
@@ -71,6 +75,14 @@ impl SamState {
         }
         if self.begins.base() > self.begin_ceiling {
             return Some("the begin window lies above begin_ceiling");
+        }
+        let open = self.open_period().0;
+        if self
+            .replies
+            .iter()
+            .any(|r| !self.finals.contains(r.seq) || r.period > open)
+        {
+            return Some("a reply of a transaction that is not final");
         }
         None
     }

@@ -24,6 +24,14 @@ pub struct Step {
 
 pub use purse::sam_applet::host::{Counted, Outcome};
 
+/// The record of an outcome that must be a completion.
+pub fn counted(o: Outcome) -> Counted {
+    match o {
+        Outcome::Completed(c) => c,
+        other => panic!("expected a completion, got {other:?}"),
+    }
+}
+
 /// The K_CTX the test SAMs are personalised with (a real SAM draws its own).
 pub const K_CTX: [u8; 16] = [0xC7; 16];
 
