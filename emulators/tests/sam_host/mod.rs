@@ -52,7 +52,7 @@ enum Transport {
     /// The same applet called in this process (benchmark baselines).
     InProcess {
         sam: Box<SamApplet>,
-        store: Box<dyn SamStore>,
+        store: Box<dyn SamStore + Send>,
     },
 }
 
@@ -70,7 +70,7 @@ impl SamLink {
     }
 
     /// The SAM applet in this process, persisting through `store`; SELECTed.
-    pub fn in_process(sam: SamApplet, store: Box<dyn SamStore>) -> SamLink {
+    pub fn in_process(sam: SamApplet, store: Box<dyn SamStore + Send>) -> SamLink {
         SamLink::over(Transport::InProcess {
             sam: Box::new(sam),
             store,
