@@ -1,7 +1,7 @@
 //! The SAM card ([`purse::sam_applet::SamApplet`]) as an [`Applet`]: its persistent
 //! state (keys, `K_CTX`, counters, windows, period totals, blocked flag) lives in a
-//! `purse-sam-card/1` file and its journal ([`crate::sam_store`]), each change durable
-//! before any answer leaves. `RND_S` comes from the OS.
+//! `purse-sam-card/1` file and its journal ([`crate::sam_store`]), each write the
+//! applet asks for durable before its answer leaves. `RND_S` comes from the OS.
 
 use purse::sam_applet::{SamApplet, SamState};
 
@@ -45,6 +45,12 @@ impl Applet for SamCard {
     }
 
     fn close(&mut self) {
+        // A clean stop gives the unused SAM_TxSeq block back: the next start resumes
+        // without a gap.
+        if let Err(e) = self.applet.power_off(&mut self.store) {
+            eprintln!("{NAME}: storing the state at stop failed: {e}");
+            return;
+        }
         if let Err(e) = self.store.close() {
             eprintln!("{NAME}: compacting the journal at stop failed: {e:#}");
         }

@@ -31,11 +31,14 @@ fn purchase(state: &SamState, store: &mut SamFileStore, amount: u64) -> SamState
     let mut next = state.clone();
     let seq = next.next_tx_seq;
     next.next_tx_seq = SamTxSeq(seq.0 + 1);
-    next.finals.make_room(seq.0, Slide::Keep).expect("room");
+    // Every AUTHORIZE here opens a block, so that each one writes. The begin window is
+    // not journaled (a restart expires it): only its ceiling.
+    next.tx_ceiling = seq.0 + 64;
+    next.finals
+        .make_room(seq.0 + 63, Slide::Keep)
+        .expect("room");
     let begin = seq.0 - 1;
     next.begin_ceiling = next.begin_ceiling.max(begin + 64);
-    next.begins.make_room(begin, Slide::Expire).expect("room");
-    next.begins.insert(begin);
     store.persist(&next).expect("authorize stored");
     next.finals.insert(seq.0);
     next.period.count += 1;

@@ -15,6 +15,7 @@ use std::os::unix::fs::PermissionsExt;
 use purse::clearing::{verify, ClearingState};
 use purse::commands::INS_DEBIT;
 use purse::sam::Order;
+use purse::sam_applet::TX_BLOCK;
 use purse::{Amount, CardId, DateTime, SamId, Units};
 use sam_host::{authorize, purchase, recover, CardLink, Expect, Outcome, SamLink};
 use testkit::*;
@@ -195,7 +196,8 @@ fn sam_killed_between_authorize_and_complete_restarts_from_its_file() {
         DateTime(T0 + 5),
     )
     .expect("auth");
-    assert_eq!(sam.status().next_tx_seq.0, 3);
+    // After the restart numbering resumed after the block SAM_TxSeq 1 opened.
+    assert_eq!(sam.status().next_tx_seq.0, TX_BLOCK + 2);
     sam_emu.kill();
     let _lost = card.debit(&debit).expect("DEBIT reaches the card");
     sam_emu = rig.start_sam();
@@ -203,10 +205,11 @@ fn sam_killed_between_authorize_and_complete_restarts_from_its_file() {
     let b = recover(&mut sam, &mut card, &ctx, nt)
         .expect("recovery")
         .counted();
-    assert_eq!(b.seq().0, 2);
+    assert_eq!(b.seq().0, TX_BLOCK + 1);
     records.push(b);
 
-    // No SAM_TxSeq reused after the restarts.
+    // No SAM_TxSeq reused after the restarts: the numbers left in each block reserved
+    // before a restart are an allowed gap.
     let c = purchase(
         &mut sam,
         &mut card,
@@ -215,7 +218,7 @@ fn sam_killed_between_authorize_and_complete_restarts_from_its_file() {
     )
     .expect("purchase")
     .counted();
-    assert_eq!(c.seq().0, 3);
+    assert_eq!(c.seq().0, 2 * TX_BLOCK + 1);
     records.push(c);
 
     let batch = sam.close(1, &records).expect("close");
@@ -248,14 +251,21 @@ fn a_restored_old_sam_card_file_is_detected() {
     let journal = card_emulators::sam_store::journal_path(&rig.sam_file());
     let old = fs::read(rig.sam_file()).expect("SAM card");
     let old_journal = fs::read(&journal).expect("SAM journal");
-    let (debit, ctx, _) = authorize(
-        &mut sam,
-        &mut card,
-        &Order::single(Amount(100)),
-        DateTime(T0 + 1),
-    )
-    .expect("auth");
-    let answer = card.debit(&debit).expect("DEBIT");
+    // Purchases up to the first of the next SAM_TxSeq block (reserved in the file).
+    let (answer, ctx) = loop {
+        let (debit, ctx, _) = authorize(
+            &mut sam,
+            &mut card,
+            &Order::single(Amount(1)),
+            DateTime(T0 + 1),
+        )
+        .expect("auth");
+        let answer = card.debit(&debit).expect("DEBIT");
+        if sam.status().next_tx_seq.0 > TX_BLOCK + 1 {
+            break (answer, ctx);
+        }
+        sam.complete(&answer, &ctx).expect("complete");
+    };
     sam_emu.stop();
 
     // The old copy back in place (as a backup restore would do), the SAM restarted.
@@ -263,8 +273,12 @@ fn a_restored_old_sam_card_file_is_detected() {
     fs::write(&journal, &old_journal).expect("restore");
     let sam_emu = rig.start_sam();
     sam.reconnect();
-    assert_eq!(sam.status().next_tx_seq.0, 2, "the counter went back");
-    // The context of SAM_TxSeq 2 comes from the SAM's "future": blocked for good.
+    assert_eq!(
+        sam.status().next_tx_seq.0,
+        TX_BLOCK + 1,
+        "the counter went back"
+    );
+    // The context of the next block comes from the SAM's "future": blocked for good.
     assert_eq!(sam.complete(&answer, &ctx), Err(0x6983));
     assert!(sam.status().blocked);
     assert_eq!(

@@ -376,19 +376,30 @@ fn a_rolled_back_state_is_detected_and_blocks_the_sam() {
         last: None,
     };
     let mut host = Host::with_store(SamApplet::new(sam_state(keys())), store);
-    let mut s = shopper(5000);
+    let mut s = shopper(50_000);
     purchase(&mut host, &mut s, 100, DateTime(T0)).expect("p1");
     let old: SamState = host.store.last.clone().expect("state after p1");
-    // A second purchase whose DEBIT answer is lost.
-    let (_debit, ctx) =
-        authorize(&mut host, &mut s, &Order::single(Amount(200)), DateTime(T0)).expect("p2");
+    // A purchase whose DEBIT answer is lost, in the SAM_TxSeq block p1 opened.
+    let order = Order::single(Amount(200));
+    let (_debit, same_block) = authorize(&mut host, &mut s, &order, DateTime(T0)).expect("p2");
+    // Purchases up to the next block (its reservation is persisted), the last one lost.
+    let ctx = loop {
+        let (_debit, ctx) = authorize(&mut host, &mut s, &order, DateTime(T0)).expect("p");
+        if host.sam.state().next_tx_seq.0 > old.tx_ceiling {
+            break ctx;
+        }
+    };
 
-    // Someone restores the SAM file from before p2: SAM_TxSeq 2 would be reused.
+    // Someone restores the SAM file from before: the numbers of p1's block that were
+    // handed out since stay open (never reused), but a context of a later block proves
+    // the rollback.
     let store = Flaky {
         fail: false,
         last: None,
     };
-    let mut restored = Host::with_store(SamApplet::new(old), store);
+    let mut restored = Host::with_store(SamApplet::new(old.clone()), store);
+    assert_eq!(restored.sam.state().next_tx_seq.0, old.tx_ceiling);
+    assert!(restored.recovery_begin(&same_block).is_ok());
     assert_eq!(
         restored.recovery_begin(&ctx).map(|_| ()),
         Err(StatusWord(0x6983))

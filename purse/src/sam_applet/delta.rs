@@ -6,9 +6,11 @@
 //! A delta is computed from the two states, not told by the command, so every write the
 //! applet makes goes through it unchanged; [`Delta::between`] proves its result by
 //! applying it, and declines what it cannot express (a key change, a window sliding
-//! backwards): the caller then stores the whole state.
+//! backwards): the caller then stores the whole state. The begin window is left out: a
+//! restart expires every begin number anyway ([`SamState::power_on`]), so what a delta
+//! applies to keeps its begin window as it was.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use thiserror::Error;
 
@@ -31,6 +33,8 @@ const BASE: u8 = 0x10;
 const BYTE: u8 = 0x20;
 const LAGGARD_ADD: u8 = 0x30;
 const LAGGARD_DROP: u8 = 0x40;
+const DOUBT: u8 = 0x50;
+const TX_CEILING: u8 = 0x08;
 
 /// A delta that does not decode or does not apply to the state it follows.
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +63,7 @@ impl Win {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Op {
     NextTxSeq(u32),
+    TxCeiling(u32),
     BeginCeiling(u32),
     LastCloseSeq(u32),
     Period(Totals),
@@ -72,6 +77,8 @@ enum Op {
     Byte(Win, u16, u8),
     LaggardAdd(Win, u32),
     LaggardDrop(Win, u32),
+    /// A doubt's new bits, by its first number (0: gone).
+    Doubt(Win, u32, u64),
 }
 
 /// What changed between two states of one SAM.
@@ -105,6 +112,10 @@ impl Delta {
             Op::NextTxSeq(new.next_tx_seq.0),
         );
         scalar(
+            old.tx_ceiling != new.tx_ceiling,
+            Op::TxCeiling(new.tx_ceiling),
+        );
+        scalar(
             old.begin_ceiling != new.begin_ceiling,
             Op::BeginCeiling(new.begin_ceiling),
         );
@@ -116,7 +127,6 @@ impl Delta {
         scalar(old.closed != new.closed, Op::Closed(new.closed));
         scalar(!old.blocked && new.blocked, Op::Blocked);
         ops.extend(reply_ops(&old.replies, &new.replies)?);
-        window_ops(Win::Begins, &old.begins, &new.begins, &mut ops)?;
         window_ops(Win::Finals, &old.finals, &new.finals, &mut ops)?;
         let delta = Delta { ops };
         let mut check = old.clone();
@@ -137,6 +147,7 @@ impl Delta {
         for op in &self.ops {
             match *op {
                 Op::NextTxSeq(n) => state.next_tx_seq = SamTxSeq(n),
+                Op::TxCeiling(n) => state.tx_ceiling = n,
                 Op::BeginCeiling(n) => state.begin_ceiling = n,
                 Op::LastCloseSeq(n) => state.last_close_seq = CloseSeq(n),
                 Op::Period(t) => state.period = t,
@@ -158,6 +169,12 @@ impl Delta {
                 Op::LaggardDrop(w, n) => {
                     pick(w, &mut begins, &mut finals).laggards.remove(&n);
                 }
+                Op::Doubt(w, first, 0) => {
+                    pick(w, &mut begins, &mut finals).doubts.remove(&first);
+                }
+                Op::Doubt(w, first, bits) => {
+                    pick(w, &mut begins, &mut finals).doubts.insert(first, bits);
+                }
             }
         }
         state.begins = begins
@@ -178,6 +195,7 @@ impl Delta {
         for op in &self.ops {
             match *op {
                 Op::NextTxSeq(n) => put(&mut v, NEXT_TX_SEQ, &n.to_be_bytes()),
+                Op::TxCeiling(n) => put(&mut v, TX_CEILING, &n.to_be_bytes()),
                 Op::BeginCeiling(n) => put(&mut v, BEGIN_CEILING, &n.to_be_bytes()),
                 Op::LastCloseSeq(n) => put(&mut v, LAST_CLOSE_SEQ, &n.to_be_bytes()),
                 Op::Period(t) => put(&mut v, PERIOD, &totals_bytes(t)),
@@ -196,6 +214,10 @@ impl Delta {
                 }
                 Op::LaggardAdd(w, n) => put(&mut v, LAGGARD_ADD | w.code(), &n.to_be_bytes()),
                 Op::LaggardDrop(w, n) => put(&mut v, LAGGARD_DROP | w.code(), &n.to_be_bytes()),
+                Op::Doubt(w, first, bits) => {
+                    put(&mut v, DOUBT | w.code(), &first.to_be_bytes());
+                    v.extend_from_slice(&bits.to_be_bytes());
+                }
             }
         }
         v
@@ -213,6 +235,7 @@ impl Delta {
             };
             let op = match tag {
                 NEXT_TX_SEQ => Op::NextTxSeq(c.u32()?),
+                TX_CEILING => Op::TxCeiling(c.u32()?),
                 BEGIN_CEILING => Op::BeginCeiling(c.u32()?),
                 LAST_CLOSE_SEQ => Op::LastCloseSeq(c.u32()?),
                 PERIOD => Op::Period(c.totals()?),
@@ -229,6 +252,9 @@ impl Delta {
                 }
                 t if t & 0xFE == LAGGARD_ADD => Op::LaggardAdd(win, c.u32()?),
                 t if t & 0xFE == LAGGARD_DROP => Op::LaggardDrop(win, c.u32()?),
+                t if t & 0xFE == DOUBT => {
+                    Op::Doubt(win, c.u32()?, c.take().map(u64::from_be_bytes)?)
+                }
                 _ => return Err(DeltaError::Malformed),
             };
             ops.push(op);
@@ -249,6 +275,7 @@ struct Parts {
     base: u32,
     bits: Vec<u8>,
     laggards: BTreeSet<u32>,
+    doubts: BTreeMap<u32, u64>,
 }
 
 impl Parts {
@@ -257,6 +284,7 @@ impl Parts {
             base: w.base(),
             bits: w.bits().to_vec(),
             laggards: w.laggards().clone(),
+            doubts: w.doubts().clone(),
         }
     }
 
@@ -274,7 +302,7 @@ impl Parts {
     }
 
     fn restore(self) -> Option<SeqWindow> {
-        SeqWindow::restore(self.base, self.bits, self.laggards)
+        SeqWindow::restore(self.base, self.bits, self.laggards)?.with_doubts(self.doubts)
     }
 }
 
@@ -297,6 +325,13 @@ fn window_ops(w: Win, old: &SeqWindow, new: &SeqWindow, ops: &mut Vec<Op>) -> Op
     for n in old.laggards().difference(new.laggards()) {
         ops.push(Op::LaggardDrop(w, *n));
     }
+    let firsts: BTreeSet<&u32> = old.doubts().keys().chain(new.doubts().keys()).collect();
+    for first in firsts {
+        let bits = new.doubts().get(first).copied().unwrap_or(0);
+        if old.doubts().get(first) != Some(&bits) {
+            ops.push(Op::Doubt(w, *first, bits));
+        }
+    }
     Some(())
 }
 
@@ -314,11 +349,12 @@ fn reply_ops(old: &Replies, new: &Replies) -> Option<Vec<Op>> {
     })
 }
 
-/// Everything but the keys (which a delta never changes) is equal.
+/// Everything but the keys (which a delta never changes) and the begin window (which
+/// it leaves out) is equal.
 fn same_counters(a: &SamState, b: &SamState) -> bool {
     a.next_tx_seq == b.next_tx_seq
+        && a.tx_ceiling == b.tx_ceiling
         && a.begin_ceiling == b.begin_ceiling
-        && a.begins == b.begins
         && a.finals == b.finals
         && a.last_close_seq == b.last_close_seq
         && a.period == b.period
@@ -390,6 +426,7 @@ mod tests {
         };
         let mut old = SamState::personalise(keys, Key::from_bytes([3; 16]));
         old.next_tx_seq = SamTxSeq(20);
+        old.tx_ceiling = 64;
         for n in 1..8 {
             old.finals.insert(n);
         }

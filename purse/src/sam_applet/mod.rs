@@ -29,7 +29,7 @@ pub use delta::{Delta, DeltaError};
 pub use journal::{JournalError, Replayed, SamJournal};
 pub use json::{SamCardError, SAM_CARD_FORMAT};
 pub use replies::{Replies, Reply, REPLY_DEPTH};
-pub use state::{MemorySamStore, SamState, SamStore, SamStoreError, Totals, BEGIN_BLOCK};
+pub use state::{MemorySamStore, SamState, SamStore, SamStoreError, Totals, BEGIN_BLOCK, TX_BLOCK};
 
 use close::CloseStream;
 use command::sw;
@@ -71,9 +71,11 @@ pub struct SamApplet {
 }
 
 impl SamApplet {
-    /// A SAM with `state`, just powered on: nothing selected, begin numbers from the
-    /// reserved ceiling on.
-    pub fn new(state: SamState) -> SamApplet {
+    /// A SAM with `state` (as persisted), just powered on: nothing selected, begin
+    /// numbers from the reserved ceiling on, `SAM_TxSeq` after the reserved block
+    /// ([`SamState::power_on`]).
+    pub fn new(mut state: SamState) -> SamApplet {
+        state.power_on();
         let seal = SealKeys::derive(&state.k_ctx, state.keys.sam_id);
         let volatile = Volatile {
             begin_next: state.begin_ceiling,
@@ -86,9 +88,20 @@ impl SamApplet {
         }
     }
 
-    /// The persistent state, as last persisted.
+    /// The persistent state: as last persisted, with the `SAM_TxSeq`s and begin numbers
+    /// of the reserved blocks handed out since (persisted with the next write).
     pub fn state(&self) -> &SamState {
         &self.state
+    }
+
+    /// A clean stop: the unused rest of the `SAM_TxSeq` block is given back and the
+    /// state persisted, so that the next power-on has nothing to doubt.
+    pub fn power_off(&mut self, store: &mut dyn SamStore) -> Result<(), SamStoreError> {
+        let mut next = self.state.clone();
+        next.tx_ceiling = next.next_tx_seq.0;
+        store.persist(&next)?;
+        self.state = next;
+        Ok(())
     }
 
     /// Reset or power cycle.

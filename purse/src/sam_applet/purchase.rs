@@ -12,7 +12,7 @@ use crate::macs::{s2, s2k};
 use crate::sam::{Order, SamTx, TxState};
 use crate::types::{Amount, Currency, DateTime, KeyVersion, Mode, Rnd, Units};
 
-use super::state::BEGIN_BLOCK;
+use super::state::{BEGIN_BLOCK, TX_BLOCK};
 
 impl SamApplet {
     /// BEGIN: the shop's order in, `InitData || BeginCtx` out.
@@ -100,14 +100,24 @@ impl SamApplet {
         let mut next = self.state.clone();
         let seq = next.next_tx_seq;
         next.next_tx_seq = seq.next().ok_or(sw::FULL)?;
-        next.finals
-            .make_room(seq.0, Slide::Keep)
-            .map_err(|_| sw::FULL)?;
+        let opens_block = seq.0 >= next.tx_ceiling;
+        if opens_block {
+            // The block and room for all of it in the final window, before any of its
+            // numbers leaves; within the block nothing is written.
+            next.tx_ceiling = seq.0.checked_add(TX_BLOCK).ok_or(sw::FULL)?;
+            next.finals
+                .make_room(next.tx_ceiling - 1, Slide::Keep)
+                .map_err(|_| sw::FULL)?;
+        }
         // Never fails: Expire drops old numbers instead of keeping them.
         let _ = next.begins.make_room(begin.begin_no, Slide::Expire);
         next.begins.insert(begin.begin_no);
         let period = next.open_period();
-        self.commit(next, store)?;
+        if opens_block {
+            self.commit(next, store)?;
+        } else {
+            self.state = next;
+        }
         let tx = SamTx {
             sam_tx_seq: seq,
             kv,

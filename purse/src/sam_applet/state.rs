@@ -5,13 +5,16 @@
 use thiserror::Error;
 
 use super::replies::Replies;
-use super::window::SeqWindow;
+use super::window::{SeqWindow, DOUBT_SPAN};
 use crate::crypto::Key;
 use crate::keys::SamKeys;
 use crate::types::{CloseSeq, SamTxSeq, Sum};
 
 /// Begin numbers are reserved in blocks of this many (one write per block).
 pub const BEGIN_BLOCK: u32 = 64;
+/// `SAM_TxSeq`s are reserved in blocks of this many: AUTHORIZE writes only when it
+/// opens a block (what a restart cannot tell about a block fits one doubt).
+pub const TX_BLOCK: u32 = DOUBT_SPAN;
 
 /// A count and sum of completions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -27,9 +30,14 @@ pub struct SamState {
     /// Drawn inside the SAM at personalisation; seals contexts and makes tags.
     pub k_ctx: Key,
     pub next_tx_seq: SamTxSeq,
+    /// `SAM_TxSeq`s below it may have been handed out: the end of the reserved block.
+    /// Persisted before any number of the block leaves; `next_tx_seq` is persisted with
+    /// the next write only, so after a restart the SAM resumes here.
+    pub tx_ceiling: u32,
     /// Begin numbers below it may have been handed out.
     pub begin_ceiling: u32,
-    /// Begin numbers already authorized (older ones have expired).
+    /// Begin numbers already authorized (older ones have expired). Not journaled: a
+    /// restart expires every begin number handed out before it.
     pub begins: SeqWindow,
     /// `SAM_TxSeq`s that are final (counted or voided).
     pub finals: SeqWindow,
@@ -52,6 +60,7 @@ impl SamState {
             keys,
             k_ctx,
             next_tx_seq: SamTxSeq(1),
+            tx_ceiling: 1,
             begin_ceiling: 0,
             begins: SeqWindow::new(0),
             finals: SeqWindow::new(1),
@@ -69,6 +78,9 @@ impl SamState {
         if self.next_tx_seq.0 == 0 {
             return Some("next_tx_seq starts at 1");
         }
+        if self.next_tx_seq.0 > self.tx_ceiling {
+            return Some("next_tx_seq lies above tx_ceiling");
+        }
         // Nothing is used up at or above what was handed out.
         if self.finals.base() > self.next_tx_seq.0 {
             return Some("the final window lies above next_tx_seq");
@@ -85,6 +97,19 @@ impl SamState {
             return Some("a reply of a transaction that is not final");
         }
         None
+    }
+
+    /// Power-on: what a restart cannot know is given up. The numbers of the reserved
+    /// `SAM_TxSeq` block from `next_tx_seq` on may have been handed out since the last
+    /// write: they stay open as a doubt and numbering resumes after the block. Every
+    /// begin number handed out before has expired (the begin window is not persisted).
+    pub fn power_on(&mut self) {
+        let first = self.next_tx_seq.0;
+        if first < self.tx_ceiling {
+            self.finals.doubt(first, self.tx_ceiling - first);
+            self.next_tx_seq = SamTxSeq(self.tx_ceiling);
+        }
+        self.begins = SeqWindow::new(self.begin_ceiling);
     }
 
     /// The period completions are counted in now.

@@ -4,6 +4,13 @@
 //! The final window marks every `SAM_TxSeq` that became final, so a completion is
 //! counted once; the begin window marks every begin number that was authorized, so a
 //! begin context authorizes once. Both cost a fixed 1 KiB whatever the load.
+//!
+//! The final window also keeps *doubts*: after a restart the SAM cannot know which
+//! numbers of the `SAM_TxSeq` block it had reserved were handed out (it persists the
+//! block, not each number), so the rest of that block stays open without taking
+//! laggard places: most of it was never used and never becomes final.
+
+use std::collections::BTreeMap;
 
 use std::collections::BTreeSet;
 
@@ -13,6 +20,10 @@ use thiserror::Error;
 pub const WINDOW_BITS: u32 = 8192;
 /// Non-final transactions the final window keeps track of below its base.
 pub const MAX_LAGGARDS: usize = 64;
+/// Restarts whose doubted numbers are kept; an older one's count as final.
+pub const MAX_DOUBTS: usize = 8;
+/// Numbers one doubt covers at most (a `SAM_TxSeq` block).
+pub const DOUBT_SPAN: u32 = 64;
 
 /// The window cannot slide: too many old numbers are not used up yet.
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +45,8 @@ pub struct SeqWindow {
     base: u32,
     bits: Vec<u8>,
     laggards: BTreeSet<u32>,
+    /// By first number: bit i set while `first + i` may be in use and is not final.
+    doubts: BTreeMap<u32, u64>,
 }
 
 impl SeqWindow {
@@ -43,6 +56,7 @@ impl SeqWindow {
             base,
             bits: vec![0; (WINDOW_BITS / 8) as usize],
             laggards: BTreeSet::new(),
+            doubts: BTreeMap::new(),
         }
     }
 
@@ -55,7 +69,61 @@ impl SeqWindow {
             base,
             bits,
             laggards,
+            doubts: BTreeMap::new(),
         })
+    }
+
+    /// The window with `doubts` (by first number, a bit per number); `None` when there
+    /// are too many or one is empty.
+    pub fn with_doubts(mut self, doubts: BTreeMap<u32, u64>) -> Option<SeqWindow> {
+        let fits = doubts.len() <= MAX_DOUBTS && doubts.values().all(|b| *b != 0);
+        self.doubts = doubts;
+        fits.then_some(self)
+    }
+
+    pub fn doubts(&self) -> &BTreeMap<u32, u64> {
+        &self.doubts
+    }
+
+    /// The numbers `first..first + len` (at most [`DOUBT_SPAN`]) may be in use: those
+    /// not final stay open. The oldest doubt goes when [`MAX_DOUBTS`] are held.
+    pub fn doubt(&mut self, first: u32, len: u32) {
+        let bits = (0..len.min(DOUBT_SPAN))
+            .filter(|i| first.checked_add(*i).is_some_and(|n| !self.contains(n)))
+            .fold(0u64, |b, i| b | 1 << i);
+        if bits == 0 {
+            return;
+        }
+        if self.doubts.len() >= MAX_DOUBTS {
+            if let Some((old, old_bits)) = self.doubts.pop_first() {
+                // Given up: these numbers count as final from now on.
+                (0..DOUBT_SPAN)
+                    .filter(|i| old_bits & 1 << i != 0)
+                    .for_each(|i| self.insert(old + i));
+            }
+        }
+        self.doubts.insert(first, bits);
+    }
+
+    /// Whether `n` is in a doubt and not final.
+    fn doubtful(&self, n: u32) -> bool {
+        self.doubts
+            .range(..=n)
+            .next_back()
+            .is_some_and(|(first, bits)| n - first < DOUBT_SPAN && bits & 1 << (n - first) != 0)
+    }
+
+    /// `n` is final: out of its doubt, if any.
+    fn clear_doubt(&mut self, n: u32) {
+        let Some((&first, bits)) = self.doubts.range_mut(..=n).next_back() else {
+            return;
+        };
+        if n - first < DOUBT_SPAN {
+            *bits &= !(1 << (n - first));
+            if *bits == 0 {
+                self.doubts.remove(&first);
+            }
+        }
     }
 
     pub fn base(&self) -> u32 {
@@ -73,7 +141,7 @@ impl SeqWindow {
     /// Whether `n` is used up.
     pub fn contains(&self, n: u32) -> bool {
         if n < self.base {
-            return !self.laggards.contains(&n);
+            return !self.laggards.contains(&n) && !self.doubtful(n);
         }
         let i = n - self.base;
         i < WINDOW_BITS && self.bits[(i / 8) as usize] & (1 << (i % 8)) != 0
@@ -85,7 +153,7 @@ impl SeqWindow {
             let first = self.bits[0];
             if slide == Slide::Keep {
                 for i in 0..8 {
-                    if first & (1 << i) == 0 {
+                    if first & (1 << i) == 0 && !self.doubtful(self.base + i) {
                         if self.laggards.len() >= MAX_LAGGARDS {
                             return Err(WindowFull);
                         }
@@ -100,6 +168,7 @@ impl SeqWindow {
 
     /// Marks `n` used. A number above the window must have been made room for first.
     pub fn insert(&mut self, n: u32) {
+        self.clear_doubt(n);
         if n < self.base {
             self.laggards.remove(&n);
             return;
@@ -151,6 +220,32 @@ mod tests {
         let mut e = SeqWindow::new(0);
         e.make_room(far, Slide::Expire).unwrap();
         assert!(e.contains(0) && e.laggards().is_empty());
+    }
+
+    #[test]
+    fn doubts_stay_open_without_laggard_places_and_the_oldest_go() {
+        let mut w = SeqWindow::new(0);
+        w.doubt(2, 4);
+        w.insert(3);
+        for n in (0..WINDOW_BITS).filter(|n| !(2..6).contains(n)) {
+            w.insert(n);
+        }
+        // 2, 4 and 5 stay open when the window slides past them, as no laggards.
+        let far = WINDOW_BITS + 8;
+        w.make_room(far, Slide::Keep).unwrap();
+        assert!(w.base() > 5 && w.laggards().is_empty());
+        assert!(!w.contains(2) && w.contains(3) && !w.contains(4) && w.contains(6));
+        w.insert(4);
+        assert!(w.contains(4) && !w.contains(2));
+        // The oldest doubt is given up when a newer one needs its place.
+        for i in 0..MAX_DOUBTS as u32 {
+            w.doubt(far + 64 * i, 1);
+        }
+        assert_eq!(w.doubts().len(), MAX_DOUBTS);
+        assert!(
+            w.contains(2) && w.contains(5),
+            "given up: final from now on"
+        );
     }
 
     #[test]
