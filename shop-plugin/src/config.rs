@@ -1,7 +1,6 @@
 //! The plugin's configuration file (TOML). Secrets are not in it: API keys appear only
 //! as SHA-256 hashes; the webhook secret lives in its own 0600 file. The SAM is a card
-//! in its own reader (`[sam] readers`): no purse key is on the shop's disk. The LEGACY
-//! `sam_keys` (a SAM key file read into memory) still works until the switch-over.
+//! in its own reader (`[sam] readers`): no purse key is on the shop's disk.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,13 +15,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The SQLite database file.
     pub database: PathBuf,
-    /// LEGACY: the SAM key file (purse-sam-keys/1, mode 0600), from the issuer, read into
-    /// the plugin's memory. Use `[sam] readers` (a SAM card) instead.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sam_keys: Option<PathBuf>,
     /// The SAM card(s) the plugin drives through PC/SC.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sam: Option<Sam>,
+    pub sam: Sam,
     /// Origins (`https://shop.example`) whose pages may call the shopper API.
     pub allowed_origins: Vec<String>,
     /// How long a client secret lets a shopper start paying (seconds).
@@ -150,6 +144,22 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
+        let raw: toml::Table =
+            toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
+        if raw.contains_key("sam_keys") {
+            anyhow::bail!(
+                "config {}: `sam_keys` (a SAM key file read into the web server) is no longer \
+                 supported: personalise a SAM card (`purse-issuer sam issue-card`), put it in its \
+                 own reader and name it under [sam] readers = [\"<reader>\"]",
+                path.display()
+            );
+        }
+        if !raw.contains_key("sam") {
+            anyhow::bail!(
+                "config {}: no SAM: add [sam] readers = [\"<PC/SC reader of the SAM card>\"]",
+                path.display()
+            );
+        }
         let mut c: Config =
             toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
         // Relative paths are relative to the config file.
@@ -160,8 +170,7 @@ impl Config {
             &mut c.settlement.outbox,
         ]
         .into_iter()
-        .chain(c.sam_keys.as_mut())
-        .chain(c.sam.as_mut().and_then(|s| s.in_process_card.as_mut()))
+        .chain(c.sam.in_process_card.as_mut())
         .chain(c.tls_ca_file.as_mut())
         .chain(c.settlement.clearing_credential_file.as_mut())
         {
@@ -169,23 +178,11 @@ impl Config {
                 *p = base.join(&*p);
             }
         }
-        match (&c.sam, &c.sam_keys) {
-            (Some(s), None) => anyhow::ensure!(
-                !s.readers.is_empty() || s.in_process_card.is_some(),
-                "config {}: [sam] readers names no reader",
-                path.display()
-            ),
-            (None, Some(_)) => {}
-            (Some(_), Some(_)) => anyhow::bail!(
-                "config {}: both [sam] and the legacy sam_keys: a SAM card replaces the key \
-                 file, remove sam_keys",
-                path.display()
-            ),
-            (None, None) => anyhow::bail!(
-                "config {}: no SAM: add [sam] readers = [\"<PC/SC reader of the SAM card>\"]",
-                path.display()
-            ),
-        }
+        anyhow::ensure!(
+            !c.sam.readers.is_empty() || c.sam.in_process_card.is_some(),
+            "config {}: [sam] readers names no reader",
+            path.display()
+        );
         anyhow::ensure!(
             c.settlement.clearing_url.is_none() || c.settlement.clearing_credential_file.is_some(),
             "config {}: settlement.clearing_url needs settlement.clearing_credential_file \

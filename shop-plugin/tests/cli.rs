@@ -1,4 +1,5 @@
-//! The operator's commands, run as the built binary in a temporary directory: `init`,
+//! The operator's commands, run as the built binary in a temporary directory: `init`
+//! (over the SAM emulator in its reader on the real pcscd),
 //! `settle` beside a running `serve` (through its admin socket) and without one, and
 //! `payments list`, `totals`, `events list` / `events retry`; a webhook that outlives a
 //! `kill -9` of the server.
@@ -15,8 +16,9 @@ use shop_plugin::config::Config;
 use shop_plugin::engine::sha256_hex;
 use shop_plugin::webhooks::{verify, WebhookSecret};
 use support::receiver::Receiver;
-use support::server::{run, write_config, write_private, Server};
-use support::{issuer, sam_keys, temp_dir, TestCard};
+use support::server::{run, write_config, Server};
+use support::{emulator_bin, issuer, temp_dir, TestCard};
+use testkit::{new_sam_card_state, wait_present, write_sam_card, Emulator, SlotLock, SLOT_0};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -51,18 +53,30 @@ fn utc_day() -> u64 {
         / 86_400
 }
 
+/// A SAM card (the SAM emulator) in its own reader, as the shop's operator plugs it in.
+fn sam_in_reader(dir: &std::path::Path) -> (SlotLock, Emulator) {
+    let lock = SlotLock::acquire(SLOT_0);
+    let file = dir.join("sam-card.json");
+    write_sam_card(
+        &file,
+        &new_sam_card_state(purse::SamId([0x5A, 0, 0, 0, 0, 0, 0, 0x71])),
+    );
+    let emu = Emulator::spawn(&emulator_bin("sam-emulator"), &lock, &file);
+    wait_present(&testkit::pcsc_context(), SLOT_0.reader);
+    (lock, emu)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_writes_a_config_a_private_secret_and_shows_the_api_key_once() {
     let dir = temp_dir("cli-init");
-    let sam = dir.join("sam.json");
-    write_private(&sam, &sam_keys().to_json().expect("keys"));
+    let (_lock, _sam) = sam_in_reader(&dir);
     let config = dir.join("shop-plugin.toml");
     let out = ok(run(
         &config,
         &[
             "init",
-            "--sam-keys",
-            sam.to_str().expect("path"),
+            "--sam-reader",
+            SLOT_0.reader,
             "--listen",
             "127.0.0.1:0",
             "--allowed-origin",
@@ -70,6 +84,7 @@ async fn init_writes_a_config_a_private_secret_and_shows_the_api_key_once() {
         ],
     )
     .await);
+    assert!(out.contains("SAM 5a00000000000071 (EUR)"), "{out}");
     let key = out.lines().last().expect("the key line").trim().to_string();
     assert!(key.starts_with("sk_") && key.len() > 40, "{out}");
 
@@ -78,19 +93,34 @@ async fn init_writes_a_config_a_private_secret_and_shows_the_api_key_once() {
     let c = Config::load(&config).expect("the written config loads");
     assert_eq!(c.merchant.api_key_sha256, vec![sha256_hex(key.as_bytes())]);
     assert_eq!(c.allowed_origins, vec!["https://shop.example".to_string()]);
+    assert_eq!(c.sam.readers, vec![SLOT_0.reader.to_string()]);
     let mode = std::fs::metadata(&c.webhooks.secret_file)
         .expect("secret file")
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
     WebhookSecret::load(&c.webhooks.secret_file).expect("a usable secret");
+    // No purse key anywhere in the shop's directory.
+    for entry in std::fs::read_dir(&dir).expect("dir") {
+        let path = entry.expect("entry").path();
+        if path.file_name().is_some_and(|n| n == "sam-card.json") {
+            continue; // the SAM card's own file (the emulator's chip memory)
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            !text.contains("mk_pur") && !text.contains("k_sam"),
+            "{}",
+            path.display()
+        );
+    }
 
     // Never over an existing configuration.
-    let again = failed(run(&config, &["init", "--sam-keys", sam.to_str().expect("p")]).await);
+    let again = failed(run(&config, &["init", "--sam-reader", SLOT_0.reader]).await);
     assert!(again.contains("already exists"), "{again}");
     assert_eq!(std::fs::read_to_string(&config).expect("config"), text);
 
-    // The written configuration serves, and the printed key is the merchant's key.
+    // The written configuration serves through the SAM card, and the printed key is
+    // the merchant's key.
     let server = Server::start(&dir);
     let (s, v) = server
         .request(
@@ -104,19 +134,33 @@ async fn init_writes_a_config_a_private_secret_and_shows_the_api_key_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn init_refuses_a_missing_or_readable_sam_key_file() {
+async fn init_refuses_a_reader_without_a_sam_and_a_key_file_config() {
     let dir = temp_dir("cli-init-refuse");
     let config = dir.join("shop-plugin.toml");
-    let missing = failed(run(&config, &["init", "--sam-keys", "/nonexistent/sam.json"]).await);
-    assert!(missing.contains("purse-issuer sam issue"), "{missing}");
-
-    let sam = dir.join("sam.json");
-    std::fs::write(&sam, sam_keys().to_json().expect("keys")).expect("write");
-    std::fs::set_permissions(&sam, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let open = failed(run(&config, &["init", "--sam-keys", sam.to_str().expect("p")]).await);
-    assert!(open.contains("chmod 600"), "{open}");
+    let none = failed(run(&config, &["init"]).await);
+    assert!(none.contains("--sam-reader"), "{none}");
+    let missing = failed(run(&config, &["init", "--sam-reader", "No Such Reader 00 00"]).await);
+    assert!(
+        missing.contains("SAM reader 'No Such Reader 00 00'"),
+        "{missing}"
+    );
     assert!(!config.exists(), "nothing written");
     assert!(!dir.join("webhook-secret").exists(), "nothing written");
+
+    // A configuration of the removed key-file mode says what replaces it.
+    let legacy = write_config(&dir);
+    let text = std::fs::read_to_string(&legacy).expect("config");
+    let text = text.replace("[sam]\nin_process_card = \"sam-card.json\"\n", "");
+    let text = text.replace(
+        "allowed_origins",
+        "sam_keys = \"sam.json\"\nallowed_origins",
+    );
+    std::fs::write(&legacy, text).expect("config");
+    let err = failed(run(&legacy, &["serve"]).await);
+    assert!(
+        err.contains("sam_keys") && err.contains("issue-card"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

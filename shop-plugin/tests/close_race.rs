@@ -330,7 +330,7 @@ async fn a_recovery_during_the_close_settles_its_unit_once() {
                 let info = card.select();
                 let mut r = shop
                     .engine()
-                    .start_recovery(info.card_id, info.kv)
+                    .start_recovery(&id, info.card_id, info.kv)
                     .await
                     .expect("recovery");
                 let rid = r["id"].as_str().expect("id").to_string();
@@ -440,43 +440,4 @@ async fn an_hourly_time_cycle_runs_to_the_daily_close() {
         ]
     );
     worker.stop().await;
-}
-
-/// A database from before the race's fix: the close settled the unit but left the
-/// payment running, with no `payment.succeeded` (made here by hand: the bug is gone).
-/// The next close ends it, and does not settle the unit again.
-#[tokio::test]
-async fn a_payment_an_earlier_close_left_running_is_ended_by_the_next_close() {
-    let shop = Shop::open("race-repair").await;
-    let mut card = TestCard::new(10, 10_000);
-    let (id, secret) = shop.running(&mut card, 90, 10).await;
-    let first = shop.close().await;
-    assert_eq!(settled(&first, &shop.payment(&id).await), Some((1, 90)));
-    let pid = id.clone();
-    shop.engine()
-        .store()
-        .commit(vec![Box::new(move |tx: &rusqlite::Transaction<'_>| {
-            tx.execute(
-                "UPDATE payments SET status = 'running',
-                 data = json_set(data, '$.status', 'running', '$.next_due_at', ?2)
-                 WHERE id = ?1",
-                rusqlite::params![pid, T0 + 60],
-            )?;
-            tx.execute(
-                "DELETE FROM events WHERE payment_id = ?1 AND type = 'payment.succeeded'",
-                [&pid],
-            )?;
-            Ok(())
-        })])
-        .await
-        .expect("the old state");
-    // What the shopper met: the payment runs, but the SAM has nothing to tick.
-    shop.set_time(T0 + 60);
-    let stuck = shop.engine().tick(&id, &secret, None).await.err();
-    assert_eq!(stuck.map(|e| e.status), Some(409));
-
-    let next = shop.close().await;
-    assert!(next.transactions.is_empty(), "settled once");
-    assert_ended(&shop, &id, &secret, 1, 90).await;
-    assert_eq!(card.balance(), 10_000 - 90);
 }

@@ -32,7 +32,7 @@ async fn sam_txs_of_card(p: &Plugin, card: &TestCard) -> i64 {
         .store()
         .read(move |c| {
             c.query_row(
-                "SELECT COUNT(*) FROM sam_tx WHERE card_id = ?1",
+                "SELECT COUNT(*) FROM sam_payment WHERE card_id = ?1 AND sam_tx_seq IS NOT NULL",
                 [card],
                 |r| r.get(0),
             )

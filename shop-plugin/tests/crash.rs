@@ -142,8 +142,20 @@ async fn kill_9_between_authorize_and_complete_loses_and_doubles_nothing() {
     assert_eq!(c["status"], "failed", "{c}");
     assert_eq!(card_c.balance(), START);
 
-    // The next authorization after the restart takes a SAM_TxSeq never used before.
+    // The SAM restarted with the process (it runs in process here): the session it
+    // began for the waiting payment is spent, and the shopper's side is told to start
+    // again; the payment has a fresh INITIALIZE.
     let (kv, init) = card_c.initialize(&created_d);
+    let (s, e) = server.initialize(&pay_d, &secret_d, kv, &init).await;
+    assert_eq!(
+        (s, &e["error"]["code"]),
+        (409, &json!("payment_retry")),
+        "{e}"
+    );
+    let (s, fresh) = server.shopper_get(&pay_d, &secret_d).await;
+    assert_eq!((s, &fresh["status"]), (200, &json!("created")), "{fresh}");
+    // The next authorization after the restart takes a SAM_TxSeq never used before.
+    let (kv, init) = card_c.initialize(&fresh);
     let (s, step) = server.initialize(&pay_d, &secret_d, kv, &init).await;
     assert_eq!((s, &step["status"]), (200, &json!("authorized")), "{step}");
     let answer_d = card_c.run(step["command"].as_str().expect("DEBIT"));
@@ -193,24 +205,34 @@ async fn kill_9_between_authorize_and_complete_loses_and_doubles_nothing() {
     assert_eq!(status(&after), status(&seen));
     drop(server);
 
-    // In the database: one SAM record per SAM_TxSeq, the counter past all of them, and
-    // exactly one terminal event per payment.
+    // In the database: one SAM transaction per SAM_TxSeq (none reused), its outcome as
+    // the SAM decided it (a record only for what the SAM counted), and exactly one
+    // terminal event per payment.
     let db = Connection::open(dir.join("plugin.db")).expect("database");
-    let next: i64 = db
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'next_tx_seq'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("counter");
-    assert!(next as u64 > seq(&d), "next_tx_seq {next}");
     let states: Vec<(i64, String)> = db
-        .prepare("SELECT sam_tx_seq, state FROM sam_tx ORDER BY sam_tx_seq")
+        .prepare(
+            "SELECT s.sam_tx_seq, CASE WHEN r.sam_tx_seq IS NOT NULL THEN 'completed'
+                    WHEN s.open THEN 'open' ELSE 'voided' END
+               FROM sam_payment s LEFT JOIN sam_record r
+                 ON r.sam_id = s.sam_id AND r.sam_tx_seq = s.sam_tx_seq
+              WHERE s.sam_tx_seq IS NOT NULL ORDER BY s.sam_tx_seq",
+        )
         .expect("sql")
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .expect("rows")
         .collect::<Result<_, _>>()
         .expect("rows");
+    let mut seqs: Vec<i64> = states.iter().map(|s| s.0).collect();
+    seqs.dedup();
+    assert_eq!(
+        seqs.len(),
+        states.len(),
+        "a SAM_TxSeq used twice: {states:?}"
+    );
+    assert!(
+        seqs.last().is_some_and(|&s| s as u64 >= seq(&d)),
+        "{states:?}"
+    );
     assert_eq!(
         states.iter().map(|s| s.1.as_str()).collect::<Vec<_>>(),
         ["completed", "completed", "completed", "voided", "completed"],

@@ -34,8 +34,8 @@ fn source(p: &Plugin, clearing_url: &str, public_key: &str) -> Source {
     std::fs::write(
         &path,
         format!(
-            "listen = \"127.0.0.1:0\"\ndatabase = \"plugin.db\"\nsam_keys = \"sam.json\"\n\
-             allowed_origins = []\n[merchant]\napi_key_sha256 = []\n\
+            "listen = \"127.0.0.1:0\"\ndatabase = \"plugin.db\"\n\
+             allowed_origins = []\n[sam]\nin_process_card = \"sam-card.json\"\n[merchant]\napi_key_sha256 = []\n\
              [webhooks]\nsecret_file = \"webhook.secret\"\n\
              [settlement]\noutbox = \"outbox\"\nclearing_url = \"{clearing_url}\"\n\
              clearing_credential_file = \"credential\"\nhotlist_public_key = \"{public_key}\"\n"
@@ -81,19 +81,19 @@ fn second_sam_batch(card: &mut Card) -> Value {
     serde_json::to_value(&close.batch).expect("batch json")
 }
 
-/// The SAM transactions and the SAM's next SAM_TxSeq in the plugin's database.
+/// The SAM transactions the plugin stored (authorized payments) and the highest
+/// SAM_TxSeq among them.
 async fn sam_rows(p: &Plugin) -> (i64, i64) {
     p.app
         .engine
         .store()
         .read(|c: &rusqlite::Connection| {
-            let n: i64 = c.query_row("SELECT COUNT(*) FROM sam_tx", [], |r| r.get(0))?;
-            let next: i64 = c.query_row(
-                "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'next_tx_seq'",
+            c.query_row(
+                "SELECT COUNT(*), COALESCE(MAX(sam_tx_seq), 0) FROM sam_payment
+                  WHERE sam_tx_seq IS NOT NULL",
                 [],
-                |r| r.get(0),
-            )?;
-            Ok((n, next))
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
         })
         .await
         .expect("sam rows")

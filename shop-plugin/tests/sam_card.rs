@@ -10,36 +10,18 @@
 mod support;
 
 use std::ffi::CString;
-use std::path::PathBuf;
-use std::sync::atomic::AtomicI64;
-use std::sync::Arc;
 
 use pcsc::{Disposition, Protocols, ShareMode};
 use purse::clearing::{verify, ClearingState};
 use purse::{Amount, CardId, SamId};
 use serde_json::{json, Value};
-use shop_plugin::engine::{sha256_hex, Engine, Settings};
-use shop_plugin::http::{self, App};
+use shop_plugin::http;
 use shop_plugin::sam::pcsc::PcscSam;
 use shop_plugin::sam::SecurityModule;
-use shop_plugin::store::Store;
-use support::{Http, TestClock, API_KEY, ORIGIN, T0};
+use support::{emulator_bin, Plugin, T0};
 use testkit::*;
 
 const SAM_ID: SamId = SamId([0x5A, 0, 0, 0, 0, 0, 0, 0x61]);
-
-/// `target/<profile>/<name>`, beside this test's own directory.
-fn emulator_bin(name: &str) -> String {
-    let exe = std::env::current_exe().expect("test exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin: PathBuf = dir.join(name);
-    assert!(
-        bin.exists(),
-        "{} missing: build the emulators first (cargo build -p card-emulators)",
-        bin.display()
-    );
-    bin.to_string_lossy().into_owned()
-}
 
 /// The purse card in its reader, as the shopper's browser reaches it.
 struct Shopper {
@@ -81,9 +63,7 @@ impl Drop for Shopper {
 }
 
 struct Rig {
-    http: Http,
-    clock: Arc<TestClock>,
-    app: Arc<App>,
+    plugin: Plugin,
     shopper: Shopper,
     sam_emu: Emulator,
     _card_emu: Emulator,
@@ -114,33 +94,14 @@ async fn rig(name: &str, balance: u32) -> Rig {
     wait_present(&pcsc_context(), SLOT_0.reader);
     let sam = PcscSam::connect(SLOT_0.reader).expect("the SAM answers");
     assert_eq!(sam.identity().sam_id, SAM_ID);
-    let clock = Arc::new(TestClock(AtomicI64::new(T0)));
-    let engine = Engine::open_card(
-        Store::open(&dir.join("plugin.db")).expect("store"),
+    let plugin = Plugin::start_on(
+        dir.path().to_path_buf(),
         Box::new(sam),
-        clock.clone(),
-        Settings {
-            secret_ttl_secs: 1800,
-        },
-    )
-    .expect("engine");
-    let app = Arc::new(App {
-        engine,
-        api_key_hashes: vec![sha256_hex(API_KEY.as_bytes())],
-        allowed_origins: vec![ORIGIN.to_string()],
-        checkout_js: shop_plugin::CHECKOUT_JS,
-    });
-    let addr = http::spawn_with(
-        app.clone(),
-        "127.0.0.1:0".parse().expect("addr"),
         http::Limits::default(),
     )
-    .await
-    .expect("bind");
+    .await;
     Rig {
-        http: Http::new(addr),
-        clock,
-        app,
+        plugin,
         shopper: Shopper::connect(),
         sam_emu,
         _card_emu: card_emu,
@@ -152,12 +113,12 @@ async fn rig(name: &str, balance: u32) -> Rig {
 
 impl Rig {
     fn set_time(&self, t: i64) {
-        self.clock.0.store(t, std::sync::atomic::Ordering::SeqCst);
+        self.plugin.set_time(t);
     }
 
     async fn create(&self, body: Value) -> (String, String, Value) {
         let (s, v) = self
-            .http
+            .plugin
             .merchant("POST", "/v1/payments", Some(&body))
             .await;
         assert_eq!(s, 201, "{v}");
@@ -176,7 +137,7 @@ impl Rig {
             .expect("an INITIALIZE for the card's KV")
             .to_string();
         let init = self.shopper.run(&apdu);
-        let (s, step) = self.http.initialize(&id, &secret, kv, &init).await;
+        let (s, step) = self.plugin.initialize(&id, &secret, kv, &init).await;
         assert_eq!((s, &step["status"]), (200, &json!("authorized")), "{step}");
         (
             id,
@@ -188,7 +149,7 @@ impl Rig {
     async fn recover(&self, secret: &str) -> Value {
         let info = self.shopper.select();
         let (s, mut reply) = self
-            .http
+            .plugin
             .shopper(
                 "/v1/checkout/recoveries",
                 &json!({"card_id": info.card_id.to_hex(), "kv": info.kv.0, "client_secret": secret}),
@@ -201,7 +162,7 @@ impl Rig {
                 .shopper
                 .run(reply["command"].as_str().expect("command"));
             let (s, r) = self
-                .http
+                .plugin
                 .shopper(
                     &format!("/v1/checkout/recoveries/{id}"),
                     &json!({ "response": answer }),
@@ -228,10 +189,10 @@ async fn payments_through_the_sam_card_and_the_close_it_signs() {
     // A single purchase.
     let (id1, secret, debit) = r.authorize(single(250)).await;
     let answer = r.shopper.run(&debit);
-    let (s, done) = r.http.answer(&id1, &secret, Some(&answer)).await;
+    let (s, done) = r.plugin.answer(&id1, &secret, Some(&answer)).await;
     assert_eq!((s, &done["status"]), (200, &json!("succeeded")), "{done}");
     // The same answer again: the same result, counted once.
-    let (s, again) = r.http.answer(&id1, &secret, Some(&answer)).await;
+    let (s, again) = r.plugin.answer(&id1, &secret, Some(&answer)).await;
     assert_eq!((s, &again["status"]), (200, &json!("succeeded")), "{again}");
 
     // A time-cycle: the first unit on DEBIT, a tick when due, then Stop.
@@ -240,7 +201,7 @@ async fn payments_through_the_sam_card_and_the_close_it_signs() {
             "time_cycle": {"unit_amount": 30, "period_seconds": 60, "max_units": 5}}))
         .await;
     let (s, running) = r
-        .http
+        .plugin
         .answer(&id2, &secret2, Some(&r.shopper.run(&debit)))
         .await;
     assert_eq!(
@@ -251,7 +212,7 @@ async fn payments_through_the_sam_card_and_the_close_it_signs() {
     let tick = format!("/v1/checkout/payments/{id2}/tick");
     r.set_time(T0 + 30);
     let (s, early) = r
-        .http
+        .plugin
         .shopper(&tick, &json!({"client_secret": secret2}))
         .await;
     assert_eq!(
@@ -261,13 +222,13 @@ async fn payments_through_the_sam_card_and_the_close_it_signs() {
     );
     r.set_time(T0 + 60);
     let (s, t) = r
-        .http
+        .plugin
         .shopper(&tick, &json!({"client_secret": secret2}))
         .await;
     assert_eq!(s, 200, "{t}");
     let a2 = r.shopper.run(t["command"].as_str().expect("TICK due"));
     let (s, stopped) = r
-        .http
+        .plugin
         .shopper(
             &format!("/v1/checkout/payments/{id2}/stop"),
             &json!({"client_secret": secret2, "answer": {"response": a2}}),
@@ -278,12 +239,12 @@ async fn payments_through_the_sam_card_and_the_close_it_signs() {
         (200, &json!("succeeded")),
         "{stopped}"
     );
-    assert_eq!(r.http.payment(&id2).await["charged"]["total"], json!(60));
+    assert_eq!(r.plugin.payment(&id2).await["charged"]["total"], json!(60));
 
     // A lost DEBIT answer: the card debited, the answer never came; recovery decides.
     let (id3, secret3, debit) = r.authorize(single(120)).await;
     let _lost = r.shopper.run(&debit);
-    let (s, pending) = r.http.answer(&id3, &secret3, None).await;
+    let (s, pending) = r.plugin.answer(&id3, &secret3, None).await;
     assert_eq!(
         (s, &pending["status"]),
         (200, &json!("authorized")),
@@ -291,7 +252,7 @@ async fn payments_through_the_sam_card_and_the_close_it_signs() {
     );
     let rec = r.recover(&secret3).await;
     assert_eq!(rec["outcomes"][0]["outcome"], json!("completed"), "{rec}");
-    assert_eq!(r.http.payment(&id3).await["status"], json!("succeeded"));
+    assert_eq!(r.plugin.payment(&id3).await["status"], json!("succeeded"));
 
     // The SAM pulled mid-payment: the payment waits (503), nothing changes; back in its
     // reader, the same answer completes it.
@@ -300,20 +261,20 @@ async fn payments_through_the_sam_card_and_the_close_it_signs() {
     // (`control` directly: the testkit's insert/status read a purse card's status.)
     r.sam_emu.control("remove");
     wait_absent(&pcsc_context(), SLOT_0.reader);
-    let (s, e) = r.http.answer(&id4, &secret4, Some(&answer)).await;
+    let (s, e) = r.plugin.answer(&id4, &secret4, Some(&answer)).await;
     assert_eq!(
         (s, &e["error"]["code"]),
         (503, &json!("sam_unavailable")),
         "{e}"
     );
-    assert_eq!(r.http.payment(&id4).await["status"], json!("authorized"));
+    assert_eq!(r.plugin.payment(&id4).await["status"], json!("authorized"));
     r.sam_emu.control("insert");
     wait_present(&pcsc_context(), SLOT_0.reader);
-    let (s, done) = r.http.answer(&id4, &secret4, Some(&answer)).await;
+    let (s, done) = r.plugin.answer(&id4, &secret4, Some(&answer)).await;
     assert_eq!((s, &done["status"]), (200, &json!("succeeded")), "{done}");
 
     // The close: the batch is what the SAM signed, and the clearing checks accept it.
-    let batch = r.app.engine.close_period().await.expect("close");
+    let batch = r.plugin.app.engine.close_period().await.expect("close");
     assert_eq!(batch.transactions.len(), 4);
     assert_eq!(batch.totals.count, 4);
     assert_eq!(batch.totals.sum.0, 250 + 60 + 120 + 40);
@@ -321,6 +282,12 @@ async fn payments_through_the_sam_card_and_the_close_it_signs() {
     assert!(problems.is_empty(), "clearing problems: {problems:?}");
     assert_eq!(batch.close_seq.0, 1);
     // Nothing left: the next close is empty and in sequence.
-    let next = r.app.engine.close_period().await.expect("empty close");
+    let next = r
+        .plugin
+        .app
+        .engine
+        .close_period()
+        .await
+        .expect("empty close");
     assert_eq!((next.close_seq.0, next.totals.count), (2, 0));
 }

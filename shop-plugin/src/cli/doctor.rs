@@ -12,10 +12,7 @@ use super::load_config;
 
 pub fn run(config_path: &Path) -> Result<std::process::ExitCode> {
     let config = load_config(config_path)?;
-    let Some(sam) = &config.sam else {
-        println!("SAM: LEGACY key file (no SAM card configured)");
-        return Ok(std::process::ExitCode::SUCCESS);
-    };
+    let sam = &config.sam;
     if let Some(f) = &sam.in_process_card {
         println!(
             "SAM: applet in process from {} (tests and benchmarks only)",

@@ -1,5 +1,5 @@
-//! `init`: a new configuration naming the PC/SC reader(s) of the shop's SAM card (or,
-//! LEGACY, a SAM key file from the issuer). It generates the webhook signing secret (a
+//! `init`: a new configuration naming the PC/SC reader(s) of the shop's SAM card(s). It
+//! generates the webhook signing secret (a
 //! 0600 file) and one API key, printed once: the configuration keeps only its SHA-256.
 
 use std::net::SocketAddr;
@@ -8,24 +8,18 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
 use clap::Args;
-use purse::keys::SamKeys;
 use rand::RngCore;
 use shop_plugin::config::{Config, Merchant, Settlement, Webhooks};
 use shop_plugin::engine::sha256_hex;
-use shop_plugin::files::{create_private, read_private};
+use shop_plugin::files::create_private;
 use shop_plugin::webhooks::{Backoff, WebhookSecret};
 
 #[derive(Args)]
-#[command(group(clap::ArgGroup::new("sam_source").required(true).args(["sam_reader", "sam_keys"])))]
 pub struct InitArgs {
     /// The PC/SC reader holding the shop's SAM card (`purse-issuer sam issue-card`);
     /// repeat for more. Its SAM must answer now.
-    #[arg(long = "sam-reader", value_name = "NAME")]
+    #[arg(long = "sam-reader", value_name = "NAME", required = true)]
     sam_reader: Vec<String>,
-    /// LEGACY: a SAM key file (mode 0600) read into the plugin's memory, instead of a SAM
-    /// card: `purse-issuer sam issue … --out FILE`.
-    #[arg(long, value_name = "FILE")]
-    sam_keys: Option<PathBuf>,
     /// Where the HTTP API listens.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -54,44 +48,22 @@ pub fn run(config_path: &Path, args: &InitArgs) -> Result<()> {
             config_path.display()
         );
     }
-    // The SAM must answer (or the legacy key file exist, be private and parse) before
-    // anything is written.
-    let (sam_line, sam_keys, sam) = match &args.sam_keys {
-        Some(path) => {
-            let text = zeroize::Zeroizing::new(read_private(path).with_context(|| {
-                "the SAM key file comes from the issuer: purse-issuer sam issue --keys \
-                 ISSUER.json --sam-id HEX --currency EUR --key-version 1 --accept 1 --out sam.json"
-            })?);
-            let keys = SamKeys::from_json(&text)
-                .with_context(|| format!("{} is not a SAM key file", path.display()))?;
-            let path = std::fs::canonicalize(path)
-                .with_context(|| format!("resolving {}", path.display()))?;
-            let line = format!(
-                "SAM {} ({}), LEGACY key file {}",
-                keys.sam_id.to_hex(),
-                keys.currency,
-                path.display()
-            );
-            (line, Some(path), None)
-        }
-        None => {
-            let mut lines = Vec::new();
-            for reader in &args.sam_reader {
-                let sam = shop_plugin::sam::pcsc::PcscSam::connect(reader)
-                    .map_err(|e| anyhow::anyhow!("SAM reader '{reader}': {e}"))?;
-                let id = shop_plugin::sam::SecurityModule::identity(&sam);
-                lines.push(format!(
-                    "SAM {} ({}) in reader '{reader}'",
-                    id.sam_id.to_hex(),
-                    id.currency
-                ));
-            }
-            let sam = shop_plugin::config::Sam {
-                readers: args.sam_reader.clone(),
-                in_process_card: None,
-            };
-            (lines.join("\n"), None, Some(sam))
-        }
+    // Every SAM must answer before anything is written.
+    let mut lines = Vec::new();
+    for reader in &args.sam_reader {
+        let sam = shop_plugin::sam::pcsc::PcscSam::connect(reader)
+            .map_err(|e| anyhow::anyhow!("SAM reader '{reader}': {e}"))?;
+        let id = shop_plugin::sam::SecurityModule::identity(&sam);
+        lines.push(format!(
+            "SAM {} ({}) in reader '{reader}'",
+            id.sam_id.to_hex(),
+            id.currency
+        ));
+    }
+    let sam_line = lines.join("\n");
+    let sam = shop_plugin::config::Sam {
+        readers: args.sam_reader.clone(),
+        in_process_card: None,
     };
     for o in &args.allowed_origins {
         if !(o.starts_with("https://") || o.starts_with("http://")) || o.ends_with('/') {
@@ -125,7 +97,6 @@ pub fn run(config_path: &Path, args: &InitArgs) -> Result<()> {
     let config = Config {
         listen: args.listen,
         database: "shop-plugin.db".into(),
-        sam_keys,
         sam,
         allowed_origins: args.allowed_origins.clone(),
         client_secret_ttl_secs: 30 * 60,

@@ -13,8 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use purse::keys::SamKeys;
+use anyhow::Result;
 use shop_plugin::config::Config;
 use shop_plugin::engine::{Clock, Engine, Settings};
 use shop_plugin::files::read_private;
@@ -67,24 +66,8 @@ pub fn open_app(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<App>> {
     let settings = Settings {
         secret_ttl_secs: config.client_secret_ttl_secs,
     };
-    let engine = match (&config.sam, &config.sam_keys) {
-        (Some(sam), _) => {
-            let sam = open_sam(sam)?;
-            Engine::open_card(Store::open(&config.database)?, sam, clock, settings)?
-        }
-        (None, Some(path)) => {
-            tracing::warn!(
-                "LEGACY key-file mode: the SAM keys of {} are in this process's memory; \
-                 use a SAM card ([sam] readers)",
-                path.display()
-            );
-            let text = zeroize::Zeroizing::new(read_private(path)?);
-            let keys = SamKeys::from_json(&text)
-                .with_context(|| format!("SAM keys {}", path.display()))?;
-            Engine::open(Store::open(&config.database)?, keys, clock, settings)?
-        }
-        (None, None) => anyhow::bail!("the configuration names no SAM"),
-    };
+    let sam = open_sam(&config.sam)?;
+    let engine = Engine::open(Store::open(&config.database)?, sam, clock, settings)?;
     let client = Outbound::new(
         config.tls_ca_file.as_deref(),
         Duration::from_secs(config.settlement.timeout_secs),

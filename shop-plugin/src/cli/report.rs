@@ -50,32 +50,12 @@ pub async fn payments(
     Ok(ExitCode::SUCCESS)
 }
 
-/// A transaction in flight at the SAM (settles through recovery or the clearing office).
-struct Unresolved {
-    sam_tx_seq: i64,
-    card_id: String,
-    payment_id: Option<String>,
-}
-
 pub async fn totals(config_path: &Path, json: bool) -> Result<ExitCode> {
     let store = open_store(&load_config(config_path)?)?;
     let (states, unresolved, last_close) = store
         .read(|c| {
             let states = rows::open_totals(c)?;
-            let mut st = c.prepare(
-                "SELECT t.sam_tx_seq, t.card_id, p.id FROM sam_tx t
-                 LEFT JOIN payments p ON p.sam_tx_seq = t.sam_tx_seq
-                 WHERE t.settled_in IS NULL AND t.state = 'pending' ORDER BY t.sam_tx_seq",
-            )?;
-            let unresolved = st
-                .query_map([], |r| {
-                    Ok(Unresolved {
-                        sam_tx_seq: r.get(0)?,
-                        card_id: r.get(1)?,
-                        payment_id: r.get(2)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let unresolved = rows::unresolved(c)?;
             let last: Option<(i64, i64)> = c
                 .query_row(
                     "SELECT close_seq, created_at FROM batches ORDER BY close_seq DESC LIMIT 1",
@@ -108,9 +88,7 @@ pub async fn totals(config_path: &Path, json: bool) -> Result<ExitCode> {
     for u in &unresolved {
         println!(
             "  sam_tx_seq {} card {} payment {}",
-            u.sam_tx_seq,
-            u.card_id,
-            u.payment_id.as_deref().unwrap_or("-")
+            u.sam_tx_seq, u.card_id, u.payment_id
         );
     }
     Ok(ExitCode::SUCCESS)

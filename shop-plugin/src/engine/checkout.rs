@@ -2,15 +2,14 @@
 //! TICK answer in, ticks of a time-cycle when the shop's clock says they are due, Stop.
 //! The same answer sent twice gets the same result; a different one gets a conflict.
 
-use purse::commands::{CardCommand, InitializeResponse};
-use purse::sam::{Completion, Exchange, SamError};
-use purse::{DateTime, KeyVersion, Mode, Units};
+use purse::commands::InitializeResponse;
+use purse::sam::Exchange;
+use purse::Mode;
 use serde_json::{json, Value};
 
-use super::{fresh_rnd, ApiError, Engine};
-use crate::payment::{Failure, Payment, Status};
+use super::{ApiError, Engine};
+use crate::payment::{Payment, Status};
 use crate::store::rows;
-use crate::store::Op;
 
 /// A card's answer as the shopper's side reports it: the response APDU in hex, or
 /// `None` when the exchange failed (card pulled, no answer).
@@ -97,30 +96,8 @@ impl Engine {
         let blocked = self.hotlisted(&exchange);
         let committed = if let Some(card) = blocked {
             Err(card_blocked(card))
-        } else if let Some(card) = self.card() {
-            self.card_authorize(card, &mut p, kv, &answer, now)
         } else {
-            let mut sam = self.sam()?;
-            let begun = sam
-                .begin(p.order, p.rnd_s)
-                .map_err(|e| ApiError::bad_request("invalid_order", e.to_string()))?;
-            match sam.authorize(&begun, KeyVersion(kv), &exchange, DateTime(now as u32)) {
-                Ok(auth) => {
-                    p.status = Status::Authorized;
-                    p.sam_tx_seq = Some(auth.durable.tx.sam_tx_seq);
-                    p.card_id = Some(auth.durable.tx.card_id);
-                    p.pending_command = Some(hex::encode(CardCommand::Debit(auth.debit).encode()));
-                    p.init_answer = Some(answer);
-                    p.updated_at = now;
-                    let ops = vec![
-                        rows::put_sam(&auth.durable),
-                        rows::put_payment(&p),
-                        self.event(&p, "payment.authorized"),
-                    ];
-                    Ok(self.store.submit(ops))
-                }
-                Err(refusal) => Err(refusal_error(&refusal)),
-            }
+            self.card_authorize(self.card(), &mut p, kv, &answer, now)
         };
         match committed {
             Ok(c) => {
@@ -133,16 +110,13 @@ impl Engine {
             }
             Err(refusal) => {
                 // A fresh RND_S for the next attempt (another card, or more funds).
-                let mut ops = Vec::new();
-                if let Some(card) = self.card() {
-                    let (rnd, slot) = self.card_begin(card, &p.id, &p.order)?;
-                    p.rnd_s = rnd;
-                    ops.push(crate::store::sam_rows::put_slot(&slot));
-                } else {
-                    p.rnd_s = fresh_rnd();
-                }
+                let (rnd, slot) = self.card_begin(self.card(), &p.id, &p.order)?;
+                p.rnd_s = rnd;
                 p.updated_at = now;
-                ops.push(rows::put_payment(&p));
+                let ops = vec![
+                    crate::store::sam_rows::put_slot(&slot),
+                    rows::put_payment(&p),
+                ];
                 self.durable(self.store.submit(ops)).await?;
                 Err(refusal)
             }
@@ -170,12 +144,12 @@ impl Engine {
         p: &mut Payment,
         answer: &Answer,
     ) -> Result<crate::store::Committed, ApiError> {
-        let Some(seq) = p.sam_tx_seq else {
+        if p.sam_tx_seq.is_none() {
             return Err(ApiError::conflict(
                 "nothing_in_flight",
                 "no card command of this payment awaits an answer",
             ));
-        };
+        }
         let exchange = parse_answer(answer)?;
         let is_ok = matches!(&exchange, Exchange::Answered(r) if r.sw.is_ok());
         if p.recovery_required && !is_ok {
@@ -184,84 +158,7 @@ impl Engine {
                 "an answer of this payment was lost; run recovery with the card instead",
             ));
         }
-        if let Some(card) = self.card() {
-            return self.card_complete(card, p, answer);
-        }
-        let now = self.now();
-        let mut sam = self.sam()?;
-        let (completion, durable) = sam.complete(seq, &exchange).map_err(sam_conflict)?;
-        let mut ops = Vec::new();
-        if let Some(d) = &durable {
-            ops.push(rows::put_sam(d));
-        }
-        p.updated_at = now;
-        let kind = match completion {
-            Completion::Confirmed {
-                units,
-                total,
-                balance_after,
-                finished,
-            } => {
-                p.units = units;
-                p.total = total;
-                p.balance_after = Some(balance_after);
-                p.pending_command = None;
-                p.recovery_required = false;
-                p.last_answer = answer.clone();
-                // Stop a time-cycle the purse can no longer pay.
-                let empty = !finished && balance_after < p.order.unit_amount;
-                if finished || empty {
-                    if empty {
-                        if let Ok(d) = sam.stop(seq) {
-                            ops.push(rows::put_sam(&d));
-                        }
-                    }
-                    p.status = Status::Succeeded;
-                    p.next_due_at = None;
-                    "payment.succeeded"
-                } else {
-                    p.status = Status::Running;
-                    p.next_due_at = sam
-                        .tx(seq)
-                        .map(|t| t.due_at(Units(units.0.saturating_add(1))) as i64);
-                    if units.0 == 1 {
-                        "payment.running"
-                    } else {
-                        "payment.unit_charged"
-                    }
-                }
-            }
-            Completion::Voided { kept_units } => {
-                p.pending_command = None;
-                p.last_answer = answer.clone();
-                p.next_due_at = None;
-                if kept_units.0 == 0 {
-                    p.status = Status::Failed;
-                    let sw = match &exchange {
-                        Exchange::Answered(r) => r.sw.to_string(),
-                        Exchange::Failed => String::new(),
-                    };
-                    p.failure = Some(Failure {
-                        code: "card_declined".into(),
-                        message: format!("the card refused the debit ({sw}); nothing was charged"),
-                    });
-                    "payment.failed"
-                } else {
-                    p.status = Status::Succeeded;
-                    "payment.succeeded"
-                }
-            }
-            Completion::Lost => {
-                p.recovery_required = true;
-                ops.push(rows::put_payment(p));
-                return self.store.submit(ops).map_err(|_| ApiError::unavailable());
-            }
-        };
-        ops.push(rows::put_payment(p));
-        ops.push(self.event(p, kind));
-        let committed = self.store.submit(ops).map_err(|_| ApiError::unavailable());
-        drop(sam);
-        committed
+        self.card_complete(self.card(), p, answer)
     }
 
     /// The card's answer to the DEBIT or TICK in flight.
@@ -334,40 +231,13 @@ impl Engine {
                 command: None,
             });
         }
-        let Some(seq) = p.sam_tx_seq else {
+        if p.sam_tx_seq.is_none() {
             return Err(ApiError::conflict(
                 "nothing_in_flight",
                 "the payment has no SAM transaction",
             ));
-        };
-        let now = self.now();
-        let committed = if let Some(card) = self.card() {
-            self.card_tick(card, &mut p, now)?
-        } else {
-            let mut sam = self.sam()?;
-            match sam.tick(seq, DateTime(now as u32)) {
-                Ok(t) => {
-                    p.pending_command = Some(hex::encode(CardCommand::Tick(t.command).encode()));
-                    p.updated_at = now;
-                    Some(
-                        self.store
-                            .submit(vec![rows::put_sam(&t.durable), rows::put_payment(&p)]),
-                    )
-                }
-                Err(SamError::NotDue { .. }) => None,
-                Err(SamError::CapReached { .. }) | Err(SamError::NotRunning(_)) => {
-                    let d = sam.stop(seq).ok();
-                    p.status = Status::Succeeded;
-                    p.next_due_at = None;
-                    p.updated_at = now;
-                    let mut ops: Vec<Op> = d.iter().map(rows::put_sam).collect();
-                    ops.push(rows::put_payment(&p));
-                    ops.push(self.event(&p, "payment.succeeded"));
-                    Some(self.store.submit(ops))
-                }
-                Err(e) => return Err(sam_conflict(e)),
-            }
-        };
+        }
+        let committed = self.card_tick(self.card(), &mut p, self.now())?;
         if let Some(c) = committed {
             self.durable(c).await?;
         }
@@ -414,23 +284,10 @@ impl Engine {
                 ))
             }
         }
-        let Some(seq) = p.sam_tx_seq else {
+        if p.sam_tx_seq.is_none() {
             return Err(ApiError::conflict("not_running", "no SAM transaction"));
-        };
-        let committed = if let Some(card) = self.card() {
-            self.card_stop(card, &mut p)?
-        } else {
-            let mut sam = self.sam()?;
-            let d = sam.stop(seq).map_err(sam_conflict)?;
-            p.status = Status::Succeeded;
-            p.next_due_at = None;
-            p.updated_at = self.now();
-            self.store.submit(vec![
-                rows::put_sam(&d),
-                rows::put_payment(&p),
-                self.event(&p, "payment.succeeded"),
-            ])
-        };
+        }
+        let committed = self.card_stop(self.card(), &mut p)?;
         self.durable(committed).await?;
         Ok(Step {
             payment: p,
@@ -444,10 +301,6 @@ fn is_replay(p: &Payment, answer: &Answer) -> bool {
     answer.is_some() && p.last_answer == *answer
 }
 
-fn sam_conflict(e: SamError) -> ApiError {
-    ApiError::conflict("wrong_state", e.to_string())
-}
-
 /// The shopper-facing error of a refused INITIALIZE (nothing was charged).
 fn card_blocked(card: purse::CardId) -> ApiError {
     ApiError::new(
@@ -459,41 +312,4 @@ fn card_blocked(card: purse::CardId) -> ApiError {
             card.to_hex()
         ),
     )
-}
-
-fn refusal_error(r: &purse::sam::Refusal) -> ApiError {
-    use purse::sam::Refusal::*;
-    match r {
-        InsufficientFunds { balance, price } => ApiError::new(
-            402,
-            "insufficient_funds",
-            format!("the card holds {} but the price is {}", balance.0, price.0),
-        )
-        .with(json!({ "balance": balance.0, "price": price.0 })),
-        WrongCurrency { card, sam } => ApiError::new(
-            422,
-            "wrong_currency",
-            format!("the card holds {card}; this shop takes {sam}"),
-        ),
-        UnknownKeyVersion(kv) => ApiError::new(
-            422,
-            "card_not_accepted",
-            format!("cards of key version {} are not accepted here", kv.0),
-        ),
-        CardStatus(sw) => ApiError::new(
-            422,
-            "card_refused",
-            format!("the card refused to start the payment: {sw}"),
-        ),
-        NoAnswer | Malformed | BadS1 => ApiError::new(
-            422,
-            "card_answer_invalid",
-            "the card's answer does not verify: it did not come unaltered from a genuine card",
-        ),
-        TxSeqExhausted => ApiError::new(
-            503,
-            "sam_exhausted",
-            "this shop's security module can take no more payments",
-        ),
-    }
 }

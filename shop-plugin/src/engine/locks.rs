@@ -9,7 +9,6 @@ use purse::SamTxSeq;
 
 use super::{ApiError, Engine};
 use crate::payment::Payment;
-use crate::store::rows;
 
 /// A held per-payment lock. On release its map entry goes too, unless another request
 /// holds or awaits it (the map never grows with old payments or keys).
@@ -71,20 +70,16 @@ impl Engine {
         Ok((guards, payments))
     }
 
-    /// The ids of the payments of these SAM transactions (those that have one).
+    /// The ids of the payments of these records of the SAM (those that have one).
     pub(crate) async fn payment_ids(
         &self,
         seqs: impl IntoIterator<Item = SamTxSeq>,
     ) -> Result<Vec<String>, ApiError> {
-        let mut ids = Vec::new();
-        for seq in seqs {
-            let p = self
-                .store
-                .read(move |c| rows::payment_by_tx(c, seq))
-                .await
-                .map_err(|_| ApiError::unavailable())?;
-            ids.extend(p.map(|p| p.id));
-        }
-        Ok(ids)
+        let sam_id = self.card().identity().sam_id;
+        let seqs: Vec<SamTxSeq> = seqs.into_iter().collect();
+        self.store
+            .read(move |c| crate::store::sam_rows::payments_of(c, sam_id, &seqs))
+            .await
+            .map_err(|_| ApiError::unavailable())
     }
 }

@@ -1,35 +1,36 @@
-//! The payment engine: the SAM and the payments around it. Every request that moves a
-//! payment runs under that payment's lock; every SAM operation runs under the SAM's lock
-//! and queues its writes (SAM record, payment, webhook event: one transaction) before the
-//! lock is released, so the database sees SAM records in the order the SAM made them.
-//! Nothing is acknowledged before its writes are durable. A failed write stops the engine
-//! from taking further requests (fail-stop: a restart rebuilds the SAM from the database).
+//! The payment engine: the payments around the shop's SAM card. The SAM (behind a
+//! [`crate::sam::SecurityModule`]) holds the keys, counters and period totals; the engine
+//! keeps each payment's sealed SAM context and each counted record. Every request that
+//! moves a payment runs under that payment's lock; every SAM command runs under the SAM's
+//! lock and queues its writes (context, record, payment, webhook event: one transaction)
+//! before the lock is released, so the database sees records in the order the SAM made
+//! them. Nothing is acknowledged before its writes are durable. A failed write stops the
+//! engine from taking further requests (fail-stop: a restart reads what is durable).
 
-mod card;
 mod checkout;
 mod error;
 mod locks;
 mod recovery;
+mod sam;
 mod settle;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use purse::hotlist::{HotlistError, Verified};
-use purse::keys::SamKeys;
-use purse::sam::{Order, Sam};
-use purse::{Amount, Currency, KeyVersion, Mode, Rnd, Units};
+use purse::sam::Order;
+use purse::{Amount, Currency, Mode, Units};
 use rand::RngCore;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-pub use card::CardSam;
 pub use error::ApiError;
 pub use locks::Held;
 pub use recovery::RecoveryRun;
+pub use sam::CardSam;
 #[doc(hidden)]
 pub use settle::{ClosePause, CloseStage};
 
@@ -72,12 +73,8 @@ pub struct NewPayment {
 
 pub struct Engine {
     store: Store,
-    /// LEGACY key-file mode: the SAM in this process's memory, its keys read from the
-    /// SAM key file. `None` in SAM-card mode.
-    sam: Option<Mutex<Sam>>,
-    kvs: Vec<KeyVersion>,
-    /// SAM-card mode: the SAM applet behind a [`crate::sam::SecurityModule`].
-    card: Option<CardSam>,
+    /// The SAM card (or, in tests and benchmarks, the SAM applet in process).
+    card: CardSam,
     /// The begin contexts of payments made but not yet stored (see `create_ops`).
     begins: Mutex<HashMap<String, crate::store::sam_rows::SamSlot>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -91,6 +88,9 @@ pub struct Engine {
     hotlist: std::sync::RwLock<Option<Arc<Verified>>>,
     /// Where the hotlist is fetched from (`settle` refreshes it at each run).
     hotlist_source: Mutex<Option<crate::hotlist::Source>>,
+    /// Time-cycles that began running (first unit confirmed), counted under the SAM's
+    /// lock: a close that saw this change while it stopped the running ones starts over.
+    runs_started: std::sync::atomic::AtomicU64,
     /// The test seam of the next close (see [`ClosePause`]); `None` in service.
     close_pause: Mutex<Option<(CloseStage, Arc<ClosePause>)>>,
 }
@@ -99,12 +99,6 @@ pub(crate) fn random_hex(n: usize) -> String {
     let mut b = vec![0u8; n];
     rand::rngs::OsRng.fill_bytes(&mut b);
     hex::encode(b)
-}
-
-pub(crate) fn fresh_rnd() -> Rnd {
-    let mut r = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut r);
-    Rnd(r)
 }
 
 /// Why a fetched hotlist was not taken.
@@ -121,58 +115,18 @@ pub fn sha256_hex(b: &[u8]) -> String {
 }
 
 impl Engine {
-    /// LEGACY key-file mode: the SAM is rebuilt in memory from the database's journal,
-    /// with the keys of the SAM key file. Kept until every deployment has a SAM card.
+    /// The engine over `store`, driving `sam` (the SAM card in its reader, or the applet
+    /// in process for tests); no purse key is in this process.
     pub fn open(
         store: Store,
-        keys: SamKeys,
-        clock: Arc<dyn Clock>,
-        settings: Settings,
-    ) -> Result<Engine, crate::store::StoreError> {
-        let snapshot = store.read_now(rows::load_sam_snapshot)?;
-        let kvs = keys.mk_pur.keys().copied().collect();
-        Engine::build(
-            store,
-            Some(Mutex::new(Sam::restore(keys, snapshot))),
-            kvs,
-            None,
-            clock,
-            settings,
-        )
-    }
-
-    /// SAM-card mode: the engine drives `sam` (the SAM card in its reader, or the
-    /// applet in process for tests); no key is in this process.
-    pub fn open_card(
-        store: Store,
         sam: Box<dyn crate::sam::SecurityModule>,
-        clock: Arc<dyn Clock>,
-        settings: Settings,
-    ) -> Result<Engine, crate::store::StoreError> {
-        Engine::build(
-            store,
-            None,
-            Vec::new(),
-            Some(CardSam::new(sam)),
-            clock,
-            settings,
-        )
-    }
-
-    fn build(
-        store: Store,
-        sam: Option<Mutex<Sam>>,
-        kvs: Vec<KeyVersion>,
-        card: Option<CardSam>,
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Result<Engine, crate::store::StoreError> {
         let hotlist = store.read_now(rows::load_hotlist)?.map(Arc::new);
         Ok(Engine {
             store,
-            sam,
-            kvs,
-            card,
+            card: CardSam::new(sam),
             begins: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
             recoveries: Mutex::new(HashMap::new()),
@@ -182,6 +136,7 @@ impl Engine {
             outbox: Arc::default(),
             hotlist: std::sync::RwLock::new(hotlist),
             hotlist_source: Mutex::new(None),
+            runs_started: Default::default(),
             close_pause: Mutex::new(None),
         })
     }
@@ -235,26 +190,12 @@ impl Engine {
     }
 
     pub fn currency(&self) -> Currency {
-        match (&self.card, &self.sam) {
-            (Some(c), _) => c.identity().currency,
-            (None, Some(s)) => s.lock().unwrap_or_else(|e| e.into_inner()).keys().currency,
-            (None, None) => Currency::EUR,
-        }
+        self.card.identity().currency
     }
 
-    /// The SAM-card mode's SAM, if the engine runs in that mode.
-    pub fn card_sam(&self) -> Option<&CardSam> {
-        self.card.as_ref()
-    }
-
-    /// The LEGACY in-memory SAM (key-file mode only).
-    pub(crate) fn sam(&self) -> Result<MutexGuard<'_, Sam>, ApiError> {
-        let Some(sam) = &self.sam else {
-            return Err(ApiError::unavailable());
-        };
-        // A panic while holding the SAM lock would be a bug; the state is still the
-        // SAM's last consistent state, so carry on rather than cascade.
-        Ok(sam.lock().unwrap_or_else(|e| e.into_inner()))
+    /// The SAM the engine drives.
+    pub fn card_sam(&self) -> &CardSam {
+        &self.card
     }
 
     fn check_alive(&self) -> Result<(), ApiError> {
@@ -338,21 +279,11 @@ impl Engine {
             ));
         }
         let id = format!("pay_{}", random_hex(12));
-        let rnd_s = match &self.card {
-            Some(card) => {
-                let (rnd, slot) = self.card_begin(card, &id, &req.order)?;
-                let mut begins = self.begins.lock().unwrap_or_else(|e| e.into_inner());
-                begins.insert(id.clone(), slot);
-                rnd
-            }
-            None => {
-                let rnd_s = fresh_rnd();
-                self.sam()?
-                    .begin(req.order, rnd_s)
-                    .map_err(|e| ApiError::bad_request("invalid_order", e.to_string()))?;
-                rnd_s
-            }
-        };
+        let (rnd_s, slot) = self.card_begin(&self.card, &id, &req.order)?;
+        self.begins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), slot);
         let mut secret_bytes = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut secret_bytes);
         let secret = format!(
@@ -422,22 +353,7 @@ impl Engine {
         if p.status != Status::Created {
             return None;
         }
-        if let Some(card) = &self.card {
-            return Some(self.card_initialize_commands(card, p));
-        }
-        let sam = self.sam().ok()?;
-        let begun = sam.begin(p.order, p.rnd_s).ok()?;
-        let list: Vec<_> = self
-            .kvs
-            .iter()
-            .map(|kv| {
-                json!({
-                    "kv": kv.0,
-                    "apdu": hex::encode(purse::commands::CardCommand::Initialize(begun.initialize(*kv)).encode()),
-                })
-            })
-            .collect();
-        Some(json!(list))
+        Some(self.card_initialize_commands(&self.card, p))
     }
 
     /// Moves a waiting payment whose client secret expired to `expired`. Returns the

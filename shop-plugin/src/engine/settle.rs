@@ -1,12 +1,10 @@
-//! Closing the open period (spec section 6): the SAM seals the batch; the batch, the new
-//! close_seq, the SAM's records and the payments of the time-cycles the close ended are
-//! stored in one transaction before anyone sees the batch.
-//!
-//! The close ends every running time-cycle, so it holds those payments' locks. Which
-//! ones run is read before the locks are taken (awaits); a first unit confirmed in
-//! between makes one more: the set is checked again under the SAM's lock and the close
-//! starts over when it grew, so every time-cycle it ends has its payment updated. It
-//! also ends payments an earlier close left running (databases from before that check).
+//! Closing the open period (spec section 6) and correcting a rejected one; the SAM's side
+//! of both is in `card/close.rs`. The close first stops every running time-cycle (their
+//! payments end `succeeded` at their confirmed units), then the SAM signs the period's
+//! totals over the records streamed back to it; the batch and the new close_seq are
+//! stored in one transaction before anyone sees the batch. A time-cycle whose first unit
+//! is confirmed while the close runs is ended by the SAM's close: its next tick finds it
+//! ended and the payment ends then ([`ClosePause`] lets a test hit that moment).
 //!
 //! A rejected batch is corrected by closing its period again without the records the
 //! clearing office refused ([`Engine::correct_period`]): their payments go from
@@ -15,11 +13,9 @@
 //! must know), with the event `payment.clearing_refused`, in the same transaction as the
 //! corrected batch.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use purse::sam::{Sam, TxState};
-use purse::settlement::{rfc3339, Batch};
+use purse::settlement::Batch;
 use purse::{CloseSeq, SamTxSeq};
 use tokio::sync::Notify;
 
@@ -60,13 +56,6 @@ impl ClosePause {
     }
 }
 
-fn running(sam: &Sam) -> BTreeSet<SamTxSeq> {
-    sam.open_txs()
-        .filter(|t| t.state == TxState::Running)
-        .map(|t| t.sam_tx_seq)
-        .collect()
-}
-
 impl Engine {
     /// Pauses the next close at its seam (see [`ClosePause`]).
     #[doc(hidden)]
@@ -76,7 +65,7 @@ impl Engine {
         pause
     }
 
-    async fn at_close_seam(&self, stage: CloseStage) {
+    pub(super) async fn at_close_seam(&self, stage: CloseStage) {
         let pause = {
             let mut seam = self.close_pause.lock().unwrap_or_else(|e| e.into_inner());
             match seam.take() {
@@ -96,60 +85,7 @@ impl Engine {
     /// Closes the period and returns its batch, durable.
     pub async fn close_period(&self) -> Result<Batch, ApiError> {
         self.check_alive()?;
-        if let Some(card) = self.card() {
-            return self.card_close(card).await;
-        }
-        loop {
-            let listed = running(&*self.sam()?);
-            self.at_close_seam(CloseStage::Listed).await;
-            let mut ids = self.payment_ids(listed.iter().copied()).await?;
-            ids.extend(
-                self.store
-                    .read(rows::running_but_completed)
-                    .await
-                    .map_err(|_| ApiError::unavailable())?,
-            );
-            let (guards, mut payments) = self.lock_all(ids).await?;
-            self.at_close_seam(CloseStage::Locked).await;
-            let now = self.now();
-            let (batch, committed) = {
-                let mut sam = self.sam()?;
-                // A time-cycle that started running since the listing: its payment is
-                // not locked. Start over (the guards go with this iteration).
-                if !running(&sam).is_subset(&listed) {
-                    continue;
-                }
-                let close = sam.close_period(rfc3339(now.max(0) as u64));
-                let mut ops: Vec<Op> = close.durable.iter().map(rows::put_sam).collect();
-                ops.push(rows::set_meta(
-                    "last_close_seq",
-                    i64::from(close.close_seq.0),
-                ));
-                let body =
-                    serde_json::to_string(&close.batch).map_err(|_| ApiError::unavailable())?;
-                ops.push(rows::insert_batch(close.close_seq, now, body));
-                // No transaction runs after a close: every loaded time-cycle with no
-                // command in flight has ended, by this close or by an earlier one that
-                // left its payment running (a database from before the race's fix).
-                for p in payments.iter_mut().filter(|p| {
-                    p.status == Status::Running
-                        && p.pending_command.is_none()
-                        && p.sam_tx_seq
-                            .and_then(|seq| sam.tx(seq))
-                            .is_none_or(|t| t.state == TxState::Completed)
-                }) {
-                    p.status = Status::Succeeded;
-                    p.next_due_at = None;
-                    p.updated_at = now;
-                    ops.push(rows::put_payment(p));
-                    ops.push(self.event(p, "payment.succeeded"));
-                }
-                (close.batch, self.store.submit(ops))
-            };
-            self.durable(committed).await?;
-            drop(guards);
-            return Ok(batch);
-        }
+        self.card_close(self.card()).await
     }
 }
 
@@ -167,13 +103,7 @@ impl Engine {
         let seqs: Vec<SamTxSeq> = excluded.iter().copied().map(SamTxSeq).collect();
         let ids = self.payment_ids(seqs.iter().copied()).await?;
         let (guards, mut payments) = self.lock_all(ids).await?;
-        let batch = match self.card() {
-            Some(card) => self.card_reclose(card, previous, &seqs).await?,
-            None => self
-                .sam()?
-                .reclose(previous, &seqs)
-                .map_err(|e| ApiError::conflict("not_correctable", e.to_string()))?,
-        };
+        let batch = self.card_reclose(self.card(), previous, &seqs).await?;
         let now = self.now();
         let CloseSeq(close_seq) = batch.close_seq;
         let body = serde_json::to_string(&batch).map_err(|_| ApiError::unavailable())?;

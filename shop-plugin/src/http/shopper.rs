@@ -351,7 +351,7 @@ async fn start_recovery(
     }
     Ok(json_response(
         200,
-        &e.start_recovery(card, KeyVersion(kv)).await?,
+        &e.start_recovery(&p.id, card, KeyVersion(kv)).await?,
     ))
 }
 

@@ -2,8 +2,7 @@
 //! events, idempotency records, settlement batches and the last good hotlist. Writes are [`Op`]s for the group
 //! commit; reads take a connection.
 
-use purse::sam::{Durable, SamTx, Snapshot};
-use purse::{CloseSeq, SamTxSeq};
+use purse::CloseSeq;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::Op;
@@ -113,30 +112,6 @@ pub fn load_payment(conn: &Connection, id: &str) -> rusqlite::Result<Option<Paym
     .transpose()
 }
 
-pub fn payment_by_tx(conn: &Connection, seq: SamTxSeq) -> rusqlite::Result<Option<Payment>> {
-    query_row(
-        conn,
-        "SELECT data FROM payments WHERE sam_tx_seq = ?1",
-        [seq.0],
-        |r| r.get::<_, String>(0),
-    )
-    .optional()?
-    .map(|d| from_json(&d))
-    .transpose()
-}
-
-/// Payments still `running` whose SAM transaction has completed: none in a consistent
-/// database (the two change in one transaction), but a close before the fix of the
-/// close/first-unit race could leave some. The close ends them.
-pub fn running_but_completed(conn: &Connection) -> rusqlite::Result<Vec<String>> {
-    let mut st = conn.prepare_cached(
-        "SELECT p.id FROM payments p JOIN sam_tx s ON s.sam_tx_seq = p.sam_tx_seq
-         WHERE p.status = 'running' AND s.state = 'completed'",
-    )?;
-    let ids = st.query_map([], |r| r.get(0))?.collect();
-    ids
-}
-
 /// Filters of the payment listing (newest first, keyset-paginated by `starting_after`).
 #[derive(Clone, Debug, Default)]
 pub struct ListFilter {
@@ -184,44 +159,50 @@ pub fn list_payments(conn: &Connection, f: &ListFilter) -> rusqlite::Result<Vec<
     rows.map(|d| d.and_then(|d| from_json(&d))).collect()
 }
 
-/// Totals of the payments that settle in the open period, per status.
+/// Totals of what settles in the open period: the records the SAM counted in periods
+/// with no batch yet (`completed`), and the transactions still open on the SAM, by
+/// where they stand (`authorized`, `running`, `pending` when an answer was lost).
 pub fn open_totals(conn: &Connection) -> rusqlite::Result<Vec<(String, i64, i64)>> {
     let mut stmt = conn.prepare(
-        "SELECT state, COUNT(*), COALESCE(SUM(json_extract(data, '$.confirmed.total')), 0)
-         FROM sam_tx WHERE settled_in IS NULL GROUP BY state ORDER BY state",
+        "SELECT 'completed', COUNT(*), COALESCE(SUM(json_extract(p.data, '$.total')), 0)
+           FROM sam_record r JOIN payments p ON p.id = r.payment_id
+          WHERE NOT EXISTS (SELECT 1 FROM batches b WHERE b.close_seq = r.period)
+         UNION ALL
+         SELECT state, COUNT(*), COALESCE(SUM(total), 0) FROM (
+           SELECT CASE WHEN json_extract(p.data, '$.recovery_required') THEN 'pending'
+                       ELSE p.status END AS state,
+                  json_extract(p.data, '$.total') AS total
+             FROM sam_payment s JOIN payments p ON p.id = s.payment_id
+            WHERE s.open = 1 AND s.sam_tx_seq IS NOT NULL)
+          GROUP BY state ORDER BY 1",
     )?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     rows.collect()
 }
 
-/// Stores a SAM durable record: the transaction's new state and the counter.
-pub fn put_sam(d: &Durable) -> Op {
-    // Serialized by the caller's thread: the writer thread is the one serial stage.
-    let data = to_json(&d.tx);
-    let state = to_json(&d.tx.state);
-    let (seq, card, settled_in, next) = (
-        d.tx.sam_tx_seq.0,
-        d.tx.card_id.to_hex(),
-        d.tx.settled_in.map(|c| c.0),
-        d.next_tx_seq.0,
-    );
-    Box::new(move |tx: &Transaction<'_>| {
-        let state = state?;
-        execute(
-            tx,
-            "INSERT INTO sam_tx (sam_tx_seq, card_id, state, settled_in, data) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(sam_tx_seq) DO UPDATE SET state = ?3, settled_in = ?4, data = ?5",
-            params![seq, card, state.trim_matches('"'), settled_in, data?],
-        )?;
-        // The counter only grows, whatever order records arrive in.
-        execute(
-            tx,
-            "INSERT INTO meta (key, value) VALUES ('next_tx_seq', ?1)
-             ON CONFLICT(key) DO UPDATE SET value = MAX(value, ?1)",
-            [next],
-        )?;
-        Ok(())
-    })
+/// A transaction whose card answer was lost: it settles through recovery, or through
+/// the clearing office when the card shows up elsewhere.
+pub struct Unresolved {
+    pub sam_tx_seq: i64,
+    pub card_id: String,
+    pub payment_id: String,
+}
+
+pub fn unresolved(conn: &Connection) -> rusqlite::Result<Vec<Unresolved>> {
+    let mut st = conn.prepare(
+        "SELECT s.sam_tx_seq, s.card_id, s.payment_id FROM sam_payment s
+           JOIN payments p ON p.id = s.payment_id
+          WHERE s.open = 1 AND json_extract(p.data, '$.recovery_required')
+          ORDER BY s.sam_tx_seq",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok(Unresolved {
+            sam_tx_seq: r.get(0)?,
+            card_id: r.get(1)?,
+            payment_id: r.get(2)?,
+        })
+    })?;
+    rows.collect()
 }
 
 pub fn set_meta(key: &'static str, value: i64) -> Op {
@@ -240,23 +221,6 @@ pub fn get_meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<i64>> {
         r.get(0)
     })
     .optional()
-}
-
-/// What the SAM needs at start: the counters and every transaction not yet done with.
-pub fn load_sam_snapshot(conn: &Connection) -> rusqlite::Result<Snapshot> {
-    let next = get_meta(conn, "next_tx_seq")?.unwrap_or(1);
-    let last_close = get_meta(conn, "last_close_seq")?.unwrap_or(0);
-    let mut stmt =
-        conn.prepare("SELECT data FROM sam_tx WHERE settled_in IS NULL ORDER BY sam_tx_seq")?;
-    let open: Vec<SamTx> = stmt
-        .query_map([], |r| r.get::<_, String>(0))?
-        .map(|d| d.and_then(|d| from_json(&d)))
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(Snapshot {
-        next_tx_seq: SamTxSeq(u32::try_from(next).unwrap_or(u32::MAX)),
-        last_close_seq: CloseSeq(u32::try_from(last_close).unwrap_or(u32::MAX)),
-        open: open.into_iter().filter(|t| !t.is_done()).collect(),
-    })
 }
 
 /// A webhook event to deliver (the outbox).

@@ -1,4 +1,4 @@
-//! The rows of SAM-card mode: each payment's sealed SAM context with what the card said
+//! The rows of the SAM card's payments: each payment's sealed SAM context with what the card said
 //! (`sam_payment`), and each record the SAM counted with its tag (`sam_record`), read
 //! back in `SAM_TxSeq` order when its period closes.
 
@@ -98,6 +98,21 @@ pub fn open_for_card(
     rows.collect()
 }
 
+/// The open transactions of SAM `sam_id` with a card command in flight, with their
+/// payments' unit amounts: what a batch lists as unresolved.
+pub fn in_flight(conn: &Connection, sam_id: SamId) -> rusqlite::Result<Vec<(SamSlot, u32)>> {
+    let mut st = conn.prepare_cached(
+        "SELECT s.payment_id, s.sam_id, s.sam_tx_seq, s.card_id, s.nt, s.kv,
+                s.authorized_at, s.ctx, s.open, json_extract(p.data, '$.order.unit_amount')
+           FROM sam_payment s JOIN payments p ON p.id = s.payment_id
+          WHERE s.sam_id = ?1 AND s.open = 1 AND s.sam_tx_seq IS NOT NULL
+            AND json_extract(p.data, '$.pending_command') IS NOT NULL
+          ORDER BY s.sam_tx_seq",
+    )?;
+    let rows = st.query_map([sam_id.to_hex()], |r| Ok((slot(r)?, r.get(9)?)))?;
+    rows.collect()
+}
+
 /// Payments of SAM `sam_id` whose time-cycle runs with no card command in flight (the
 /// close stops them first).
 pub fn running_payments(conn: &Connection, sam_id: SamId) -> rusqlite::Result<Vec<String>> {
@@ -149,6 +164,27 @@ pub fn records_of(
         })
     })?;
     rows.collect()
+}
+
+/// The payments of SAM `sam_id`'s records `seqs` (those the SAM counted).
+pub fn payments_of(
+    conn: &Connection,
+    sam_id: SamId,
+    seqs: &[SamTxSeq],
+) -> rusqlite::Result<Vec<String>> {
+    let mut st = conn.prepare_cached(
+        "SELECT payment_id FROM sam_record WHERE sam_id = ?1 AND sam_tx_seq = ?2",
+    )?;
+    let mut ids = Vec::new();
+    for seq in seqs {
+        if let Some(id) = st
+            .query_row(params![sam_id.to_hex(), seq.0], |r| r.get(0))
+            .optional()?
+        {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
 }
 
 /// Whether the batch of `close_seq` is stored.

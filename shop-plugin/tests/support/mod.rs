@@ -21,10 +21,13 @@ use hyper_util::rt::TokioExecutor;
 use purse::card::{Card, CardState, MemoryStore};
 use purse::commands::{CardCommand, SelectInfo};
 use purse::keys::{IssuerKeys, MasterKeys, SamKeys};
+use purse::sam_applet::SamState;
 use purse::{Amount, CardId, Currency, Key, KeyVersion, Rnd, SamId};
 use serde_json::Value;
 use shop_plugin::engine::{sha256_hex, Clock, Engine, Settings};
 use shop_plugin::http::{self, App};
+use shop_plugin::sam::in_process::InProcessSam;
+use shop_plugin::sam::SecurityModule;
 use shop_plugin::store::Store;
 
 pub const API_KEY: &str = "sk_test_0123456789";
@@ -67,6 +70,37 @@ pub fn sam_keys_of(id: u8) -> SamKeys {
         &[KeyVersion(1)],
     )
     .expect("sam keys")
+}
+
+/// `target/<profile>/<name>` (an emulator binary), beside the running test's directory.
+pub fn emulator_bin(name: &str) -> String {
+    let exe = std::env::current_exe().expect("test exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin: PathBuf = dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} missing: build the emulators first (cargo build -p card-emulators)",
+        bin.display()
+    );
+    bin.to_string_lossy().into_owned()
+}
+
+/// The SAM card file of a test plugin in `dir` (`sam-card.json`, 0600): personalised
+/// for `keys` the first time, kept across restarts in the same directory.
+pub fn sam_card_file(dir: &std::path::Path, keys: SamKeys) -> PathBuf {
+    let path = dir.join("sam-card.json");
+    if !path.exists() {
+        let state = SamState::personalise(keys, Key::from_bytes([0x3C; 16]));
+        secure_files::write_atomic(&path, state.to_json().as_bytes(), 0o600)
+            .expect("SAM card file");
+    }
+    path
+}
+
+/// The tests' SAM: the SAM applet in process over its card file in `dir`.
+pub fn in_process_sam(dir: &std::path::Path, keys: SamKeys) -> Box<dyn SecurityModule> {
+    let file = sam_card_file(dir, keys);
+    Box::new(InProcessSam::from_file(&file).expect("SAM card"))
 }
 
 /// A running plugin on loopback. Its HTTP helpers are those of [`Http`] (by `Deref`).
@@ -139,6 +173,17 @@ impl Plugin {
     }
 
     async fn start_in_with_sam(dir: PathBuf, limits: http::Limits, sam: SamKeys) -> Plugin {
+        let module = in_process_sam(&dir, sam);
+        Plugin::start_on(dir, module, limits).await
+    }
+
+    /// A plugin over the database in `dir` driving `sam` (a SAM card in its reader, or
+    /// the applet in process).
+    pub async fn start_on(
+        dir: PathBuf,
+        sam: Box<dyn SecurityModule>,
+        limits: http::Limits,
+    ) -> Plugin {
         let store = Store::open(&dir.join("plugin.db")).expect("store");
         let clock = Arc::new(TestClock(AtomicI64::new(T0)));
         let engine = Engine::open(

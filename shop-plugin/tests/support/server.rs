@@ -35,18 +35,18 @@ pub fn write_private(path: &Path, text: &str) {
 }
 
 /// Lays out a plugin directory: config (listening on an ephemeral loopback port), SAM
-/// key file and webhook secret (both 0600). Returns the config's path.
+/// card file (the applet runs in the plugin's process: tests only) and webhook secret
+/// (both 0600). Returns the config's path.
 pub fn write_config(dir: &Path) -> PathBuf {
-    write_private(
-        &dir.join("sam-keys.json"),
-        &sam_keys().to_json().expect("SAM key file"),
-    );
+    super::sam_card_file(dir, sam_keys());
     write_private(&dir.join("webhook-secret"), "whsec_test_0123456789abcdef\n");
     let config = format!(
         r#"listen = "127.0.0.1:0"
 database = "plugin.db"
-sam_keys = "sam-keys.json"
 allowed_origins = ["{ORIGIN}"]
+
+[sam]
+in_process_card = "sam-card.json"
 
 [merchant]
 api_key_sha256 = ["{}"]

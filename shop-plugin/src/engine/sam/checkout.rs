@@ -1,4 +1,4 @@
-//! The shopper's steps in SAM-card mode: AUTHORIZE with the card's INITIALIZE answer,
+//! The SAM commands of the shopper's steps: AUTHORIZE with the card's INITIALIZE answer,
 //! COMPLETE with its DEBIT or TICK answer, TICK when a unit is due, STOP. Each step's
 //! new context, record and payment are queued under the SAM's lock in one transaction.
 
@@ -210,6 +210,11 @@ impl Engine {
                         .map_err(|e| sam_error(&e))?;
                     self.card_final(p, &mut slot, &o, &mut ops, declined)?
                 } else {
+                    if p.units.0 == 1 {
+                        // Counted under the SAM's lock (see `card_close`).
+                        self.runs_started
+                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
                     p.status = Status::Running;
                     p.next_due_at = slot
                         .authorized_at

@@ -1,4 +1,4 @@
-//! The engine's SAM-card mode: the SAM applet behind a [`SecurityModule`] (the SAM card
+//! The engine's side of the SAM: the SAM applet behind a [`SecurityModule`] (the SAM card
 //! in its reader, or the applet in process for tests) holds the keys and counters; the
 //! engine keeps each payment's sealed context in `sam_payment` and each counted record
 //! with its tag in `sam_record`. A SAM answer that moves money (AUTHORIZE's S2, TICK's
@@ -21,7 +21,7 @@ use crate::payment::Payment;
 use crate::sam::{Identity, SamError, SecurityModule};
 use crate::store::sam_rows::{self, SamSlot};
 
-/// The SAM the engine drives in SAM-card mode.
+/// The SAM the engine drives.
 pub struct CardSam {
     sam: Mutex<Box<dyn SecurityModule>>,
     id: Identity,
@@ -87,11 +87,11 @@ fn rnd_of(init_data: &[u8]) -> Rnd {
 }
 
 impl Engine {
-    pub(crate) fn card(&self) -> Option<&CardSam> {
-        self.card.as_ref()
+    pub(crate) fn card(&self) -> &CardSam {
+        &self.card
     }
 
-    /// SAM-card mode: BEGIN for `p` (a new payment, or another try after a refusal).
+    /// BEGIN for `p` (a new payment, or another try after a refusal).
     /// Returns the RND_S of its INITIALIZE and the slot to store.
     pub(crate) fn card_begin(
         &self,
@@ -122,7 +122,7 @@ impl Engine {
         Ok((rnd_of(&begun.init_data), slot))
     }
 
-    /// The INITIALIZE commands of a waiting payment in SAM-card mode.
+    /// The INITIALIZE commands of a waiting payment.
     pub(crate) fn card_initialize_commands(
         &self,
         card: &CardSam,

@@ -1,4 +1,4 @@
-//! Recovery in SAM-card mode (sam-protocol RECOVERY BEGIN / END): the SAM opens a
+//! The SAM's side of recovery (sam-protocol RECOVERY BEGIN / END): the SAM opens a
 //! mode-00 session with the card for one pending transaction, the card's INITIALIZE
 //! answer and, when its NT moved past the pending one, its GET TRANSACTION PROOF answer
 //! go back to the SAM, which decides: completed (counted, its record and tag stored),
@@ -32,25 +32,26 @@ pub(crate) struct CardStep {
 }
 
 impl Engine {
-    /// RECOVERY BEGIN for the first pending transaction of `card_id`: the run, the
-    /// INITIALIZE (mode 00) for the card, and the payment it may decide.
+    /// RECOVERY BEGIN for payment `payment_id`'s open transaction on `card_id`: the run
+    /// and the INITIALIZE (mode 00) for the card.
     pub(crate) async fn card_start_recovery(
         &self,
         card: &CardSam,
+        payment_id: &str,
         card_id: CardId,
         kv: KeyVersion,
-    ) -> Result<(CardRun, Vec<u8>, Vec<String>), ApiError> {
+    ) -> Result<(CardRun, Vec<u8>), ApiError> {
         let sam_id = card.identity().sam_id;
         let slots = self
             .store
             .read(move |c| sam_rows::open_for_card(c, sam_id, card_id))
             .await
             .map_err(|_| ApiError::unavailable())?;
-        let Some(slot) = slots.into_iter().next() else {
+        let Some(slot) = slots.into_iter().find(|s| s.payment_id == payment_id) else {
             return Err(ApiError::new(
                 404,
                 "nothing_to_recover",
-                "this card has no payment waiting for recovery here",
+                "this payment has no card transaction waiting for recovery here",
             ));
         };
         let begun = card
@@ -58,7 +59,6 @@ impl Engine {
             .recovery_begin(&slot.ctx)
             .map_err(|e| sam_error(&e))?;
         let command = initialize_apdu(0x00, kv, &begun.init_data);
-        let payments = vec![slot.payment_id.clone()];
         Ok((
             CardRun {
                 slot,
@@ -66,7 +66,6 @@ impl Engine {
                 init_resp: None,
             },
             command,
-            payments,
         ))
     }
 
