@@ -83,7 +83,7 @@ async function startOffice(S) {
     `[settlement]\nclearing_url = "${url}"\nclearing_credential_file = "clearing-credential"\nhotlist_public_key = "${hotlist}"\n`);
   await stop(S.plugin);
   writeFileSync(S.config, configured);
-  const restarted = await start('shop-plugin', join(binDir(), 'shop-plugin'), ['--config', S.config, 'serve'], { log: join(S.dir, 'shop-plugin.log'), ready: /listening on/ });
+  const restarted = await start('shop-plugin', join(binDir(), 'shop-plugin'), ['--config', S.config, 'serve'], { env: S.sam.env, log: join(S.dir, 'shop-plugin.log'), ready: /listening on/ });
   S.plugin = restarted.child;
   step(`shop plugin restarted with settlement.clearing_url = "${url}", the SAM's credential, the CA as tls_ca_file and the office's hotlist key`);
   return { url, get: (path) => call('GET', path) };
