@@ -4,8 +4,8 @@
 //! card file) and through 1, 2 and 4 `sam-emulator`s over pcscd + vpcd (a lane each: a
 //! thread, a PC/SC connection, a purse card). Per setup: purchases/s closed loop, SAM
 //! APDUs and round trips per purchase, time per SAM command, CPU per purchase (this
-//! process, the emulators, pcscd), and the latency of a purchase open loop at half the
-//! measured rate. Prints figures, asserts nothing.
+//! process, the emulators, pcscd), how busy the machine's cores were, and the latency
+//! of a purchase open loop at half the measured rate. Prints figures, asserts nothing.
 //!
 //! Run: `scripts/bench-sam` (a pcscd of its own with four vpcd readers; the shared one
 //! has two). `cargo bench -p card-emulators --bench sam [-- --secs 5]` alone uses the
@@ -122,6 +122,23 @@ fn cpu_now(emulators: &[u32], pcscd: Option<u32>) -> [Duration; 3] {
     ]
 }
 
+/// The whole machine's CPU time so far, in clock ticks: (busy, all). Busy is everything
+/// but idle and iowait (the first line of `/proc/stat`).
+fn machine_cpu() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let all: u64 = ticks.iter().sum();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    (all - idle, all)
+}
+
 /// 200 writes of a 64-byte slot, each `fdatasync`ed, in `dir`: (median, p99, max). What
 /// a journaled change costs on this disk.
 fn fdatasync_probe(dir: &Path) -> [Duration; 3] {
@@ -160,8 +177,10 @@ fn measure(
     let run = Duration::from_secs_f64(o.secs);
     let writes_before = writes.map(|w| w.load(Ordering::Relaxed));
     let cpu_before = cpu_now(emulators, o.pcscd);
+    let machine_before = machine_cpu();
     let mut c: Closed = load::closed(lanes, run);
     let cpu_after = cpu_now(emulators, o.pcscd);
+    let machine_after = machine_cpu();
     let writes_after = writes.map(|w| w.load(Ordering::Relaxed));
     let n = c.purchases as f64;
     let rate = c.rate();
@@ -185,6 +204,22 @@ fn measure(
     }
     println!("{line}");
     let per = |i: usize| ms(cpu_after[i].saturating_sub(cpu_before[i])) / n;
+    let ours: Duration = (0..3)
+        .map(|i| cpu_after[i].saturating_sub(cpu_before[i]))
+        .sum();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let (busy, all) = (
+        machine_after.0 - machine_before.0,
+        (machine_after.1 - machine_before.1).max(1),
+    );
+    // /proc/stat's ticks are per core: `all` is cores × the elapsed ticks.
+    let elapsed_ticks = all as f64 / cores;
+    println!(
+        "    cores busy: {:.2} of {cores:.0} for the whole machine, {:.2} for this benchmark, \
+         its emulators and pcscd",
+        busy as f64 / elapsed_ticks,
+        ours.as_secs_f64() * 100.0 / elapsed_ticks
+    );
     println!(
         "    CPU per purchase (ms): this process {:.3}, sam-emulators {:.3}, pcscd {}",
         per(0),
