@@ -6,3 +6,4 @@
 pub use secure_files as files;
 pub mod office;
 pub mod pcsc_link;
+pub mod sam_terminal;

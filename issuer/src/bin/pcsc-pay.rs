@@ -3,7 +3,9 @@
 //! The README's main job runs it against the card emulator: a single purchase, a
 //! time-cycle with ticks up to the cap, a purchase whose DEBIT answer is lost (the card
 //! is pulled) and then recovered, and the close of the period into a settlement batch.
-//! Every APDU is printed with its status word and round-trip time.
+//! Every APDU is printed with its status word and round-trip time. The SAM is a SAM card
+//! in its own reader (`--sam-reader`, the SAM applet's commands through
+//! `purse_issuer::sam_terminal`), or LEGACY a SAM key file read into this process.
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
@@ -24,24 +26,33 @@ use purse_issuer::files::{read_private, write_atomic};
 use purse_issuer::pcsc_link::{establish, wait_for_card, PcscLink, VPCD_READER};
 use rand::RngCore;
 
+#[path = "pcsc-pay/sam_card.rs"]
+mod sam_card;
+
 #[derive(Parser)]
 #[command(
     version,
     about = "Pay with the purse card in a PC/SC reader, printing every step"
 )]
+#[command(group(clap::ArgGroup::new("sam").required(true).args(["sam_reader", "sam_keys"])))]
 struct Args {
-    /// The SAM key file (purse-sam-keys/1, mode 0600).
+    /// The PC/SC reader holding the SAM card (`purse-issuer sam issue-card`, run by
+    /// sam-emulator).
+    #[arg(long, value_name = "NAME")]
+    sam_reader: Option<String>,
+    /// LEGACY: a SAM key file (purse-sam-keys/1, mode 0600) read into this process.
     #[arg(long, value_name = "FILE")]
-    sam_keys: PathBuf,
+    sam_keys: Option<PathBuf>,
     /// The PC/SC reader holding the card.
     #[arg(long, default_value = VPCD_READER)]
     reader: String,
     /// The card emulator's control socket: enables the lost-answer and recovery step.
     #[arg(long, value_name = "PATH")]
     control: Option<PathBuf>,
-    /// Where the SAM's journal goes (JSON lines, fsynced before each command leaves).
-    #[arg(long, value_name = "FILE")]
-    journal: PathBuf,
+    /// Where the SAM's journal goes (JSON lines, fsynced before each command leaves);
+    /// with --sam-keys only (a SAM card journals in its own file).
+    #[arg(long, value_name = "FILE", required_unless_present = "sam_reader")]
+    journal: Option<PathBuf>,
     /// Where the settlement batch of the closed period goes.
     #[arg(long, value_name = "FILE")]
     batch_out: PathBuf,
@@ -63,6 +74,14 @@ fn name(apdu: &[u8]) -> &'static str {
         Some(0x54) => "DEBIT FOR PURCHASE",
         Some(0x56) => "DEBIT TICK",
         Some(0x5A) => "GET TRANSACTION PROOF",
+        Some(0x70) => "SAM BEGIN",
+        Some(0x72) => "SAM AUTHORIZE",
+        Some(0x74) => "SAM COMPLETE",
+        Some(0x76) => "SAM TICK",
+        Some(0x78) => "SAM STOP",
+        Some(0x7A) => "SAM RECOVERY",
+        Some(0x7C) => "SAM CLOSE",
+        Some(0x7E) => "SAM GET STATUS",
         _ => "?",
     }
 }
@@ -138,6 +157,15 @@ fn fmt(c: Currency, a: Amount) -> String {
     c.format(a)
 }
 
+/// The clock the SAM is told (seconds since 1970).
+fn now() -> DateTime {
+    DateTime(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as u32),
+    )
+}
+
 fn connect(reader: &str) -> Result<Traced> {
     let ctx = establish()?;
     wait_for_card(&ctx, reader, true, Duration::from_secs(10))?;
@@ -167,8 +195,14 @@ fn describe(c: &Completion, cur: Currency) -> String {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let keys = SamKeys::from_json(&read_private(&args.sam_keys)?)
-        .with_context(|| format!("reading SAM keys {}", args.sam_keys.display()))?;
+    if let Some(reader) = &args.sam_reader {
+        return sam_card::run(&args, reader);
+    }
+    let (Some(sam_keys), Some(journal)) = (&args.sam_keys, &args.journal) else {
+        bail!("--sam-keys needs --journal");
+    };
+    let keys = SamKeys::from_json(&read_private(sam_keys)?)
+        .with_context(|| format!("reading SAM keys {}", sam_keys.display()))?;
     let cur = keys.currency;
     println!(
         "SAM {} ({cur}), waiting for a card in '{}'",
@@ -176,14 +210,7 @@ fn main() -> Result<()> {
     );
     let mut sam = Sam::new(keys);
     let mut journal = FileJournal {
-        path: args.journal.clone(),
-    };
-    let now = || {
-        DateTime(
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as u32),
-        )
+        path: journal.clone(),
     };
     let mut link = connect(&args.reader)?;
 
