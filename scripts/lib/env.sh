@@ -76,11 +76,19 @@ _purse_npm_ci() {
   fi
 }
 
-# PIDs of running pcscd processes (from /proc: no procps needed).
+# PIDs of running pcscd processes (from /proc: no procps needed). A pcscd in another
+# mount namespace (scripts/shop-pcscd: the shop's own PC/SC service) is not the shared
+# one and is left out; one whose namespace we may not read is counted.
 _purse_pcscd_pids() {
-  local f
+  local f pid ns own
+  own="$(readlink /proc/self/ns/mnt 2>/dev/null || true)"
   for f in /proc/[0-9]*/comm; do
-    [ "$(cat "$f" 2>/dev/null)" = "pcscd" ] && { f="${f#/proc/}"; echo "${f%/comm}"; }
+    [ "$(cat "$f" 2>/dev/null)" = "pcscd" ] || continue
+    pid="${f#/proc/}"
+    pid="${pid%/comm}"
+    ns="$(readlink "/proc/$pid/ns/mnt" 2>/dev/null || true)"
+    [ -n "$ns" ] && [ -n "$own" ] && [ "$ns" != "$own" ] && continue
+    echo "$pid"
   done
   return 0
 }
