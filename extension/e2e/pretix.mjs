@@ -162,7 +162,8 @@ async function main() {
     const batchFiles = () => (existsSync(outbox) ? readdirSync(outbox).filter((n) => n.endsWith('.json')) : []);
     const before = new Set(batchFiles());
     // One period closes per UTC day: a browser after the first closes another (--force).
-    const settled = await run(b('shop-plugin'), ['--config', L.pluginConfig, 'settle', ...(before.size ? ['--force'] : [])]);
+    // The plugin's SAM is on the shop's own PC/SC service (live.sh: scripts/shop-pcscd).
+    const settled = await run(b('shop-plugin'), ['--config', L.pluginConfig, 'settle', ...(before.size ? ['--force'] : [])], { env: L.pluginEnv });
     assert.equal(settled.code, 0, `shop-plugin settle: ${settled.stderr}`);
     // The day's batch: the new one in the outbox (a browser before this one settled its own).
     const batches = batchFiles().filter((n) => !before.has(n)).map((n) => join(outbox, n));

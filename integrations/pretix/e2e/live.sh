@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A real pretix with the purse provider, on real parts: PostgreSQL 15 started as an
-# unprivileged user (nobody) in a temp dir, a real shop-plugin serve, pretix migrated
+# unprivileged user (nobody) in a temp dir, a real shop-plugin serve driving its SAM card
+# (sam-emulator) in its own reader on the shop's own PC/SC service (scripts/shop-pcscd;
+# the shared pcscd is the shopper's), pretix migrated
 # and rebuilt from the venv of scripts/test-pretix, its dev server on loopback. Creates an
 # organizer, an event with a ticket and the purse provider enabled, then walks the
 # storefront as a shopper up to the payment step and checks that it offers the purse card.
@@ -19,6 +21,7 @@ B=$REPO/target/debug
 PG=/usr/lib/postgresql/15/bin
 HERE=$REPO/integrations/pretix/e2e
 . "$REPO/scripts/lib/env.sh"
+. "$REPO/scripts/lib/shop-sam.sh"
 
 secs() { date +%s.%N; }
 took() { awk -v a="$1" -v b="$(secs)" 'BEGIN { printf "%.1f s", b - a }'; }
@@ -39,6 +42,7 @@ cleanup() {
   stop_pcscd
   if [ "${KEEP:-0}" = 1 ]; then echo "== KEEP=1: left running in $D"; return; fi
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  stop_shop_sam
   [ -f "$D/pg/postmaster.pid" ] && runuser -u nobody -- "$PG/pg_ctl" -D "$D/pg" -m fast stop >/dev/null 2>&1 || true
   rm -rf "$D"
 }
@@ -54,16 +58,20 @@ runuser -u nobody -- "$PG/pg_ctl" -D "$D/pg" -w -l "$D/pg/log" \
 runuser -u nobody -- "$PG/createdb" -h 127.0.0.1 -p "$pgport" -U pretix pretix
 echo "   on 127.0.0.1:$pgport ($(took "$t0"))"
 
-echo "== the shop plugin (SAM in EUR)"
+echo "== the shop plugin (a SAM card in EUR in its own reader)"
 mkdir -m 700 "$D/plugin"
-"$B/purse-issuer" keys add --keys "$D/plugin/issuer.json" --kv 1 >/dev/null
-"$B/purse-issuer" sam issue --keys "$D/plugin/issuer.json" --sam-id 5a000000000000f1 \
-  --currency EUR --key-version 1 --accept 1 --out "$D/plugin/sam.json" >/dev/null
+# The issuer's keys stay out of the plugin's directory (the clearing uses them).
+"$B/purse-issuer" keys add --keys "$D/issuer.json" --kv 1 >/dev/null
+"$B/purse-issuer" sam issue-card --keys "$D/issuer.json" --sam-id 5a000000000000f1 \
+  --currency EUR --key-version 1 --accept 1 --out "$D/sam-card.json" >/dev/null
+start_shop_sam "$D/sam" "$D/sam-card.json" "$B/sam-emulator"
+echo "   SAM in '$SHOP_SAM_READER' of the shop's PC/SC service"
 webport=$(free_port)
-key=$(cd "$D/plugin" && "$B/shop-plugin" init --sam-keys sam.json --listen 127.0.0.1:0 \
+key=$(cd "$D/plugin" && PCSCLITE_CSOCK_NAME=$SHOP_PCSC_SOCKET "$B/shop-plugin" init \
+  --sam-reader "$SHOP_SAM_READER" --listen 127.0.0.1:0 \
   --allowed-origin "http://127.0.0.1:$webport" | grep -E '^sk_')
-RUST_LOG=warn,shop_plugin=info "$B/shop-plugin" serve --config "$D/plugin/shop-plugin.toml" \
-  2>"$D/plugin/serve.log" &
+PCSCLITE_CSOCK_NAME=$SHOP_PCSC_SOCKET RUST_LOG=warn,shop_plugin=info "$B/shop-plugin" serve \
+  --config "$D/plugin/shop-plugin.toml" 2>"$D/plugin/serve.log" &
 pids+=($!)
 addr=""
 for _ in $(seq 1 300); do  # its log says `listening on ADDR` once it serves
@@ -133,7 +141,8 @@ if [ -n "$browsers" ]; then
   cat >"$D/live.json" <<EOF
 {"pretix": "http://127.0.0.1:$webport", "eventPath": "$event_path", "item": $item,
  "organizer": "purse", "event": "conf", "token": "$token",
- "pluginConfig": "$D/plugin/shop-plugin.toml", "issuerKeys": "$D/plugin/issuer.json",
+ "pluginConfig": "$D/plugin/shop-plugin.toml", "issuerKeys": "$D/issuer.json",
+ "pluginEnv": {"PCSCLITE_CSOCK_NAME": "$SHOP_PCSC_SOCKET"},
  "clearingState": "$D/clearing.json"}
 EOF
   locks="${TMPDIR:-/tmp}"

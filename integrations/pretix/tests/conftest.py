@@ -1,9 +1,12 @@
 """Fixtures in pretix's style (organizer, event, order) and a real shop plugin.
 
-``shop_plugin(currency)`` starts ``shop-plugin serve`` on loopback with a SAM of that
-currency (made with ``purse-issuer``), once per currency and test session. The binaries
-come from ``$PURSE_BIN_DIR`` (default: the repository's ``target/debug``; build them with
-``cargo build -p shop-plugin -p purse-issuer --bins``, as ``scripts/test-pretix`` does).
+``shop_plugin(currency)`` starts ``shop-plugin serve`` on loopback driving a SAM card of
+that currency (``purse-issuer sam issue-card``) in its own reader, once per currency and
+test session: each SAM card runs in ``sam-emulator`` on a PC/SC service of its own
+(``scripts/shop-pcscd``, which needs root or sudo), as a shop's SAM sits in its server's
+reader. The binaries come from ``$PURSE_BIN_DIR`` (default: the repository's
+``target/debug``; build them with ``cargo build -p shop-plugin -p purse-issuer -p
+card-emulators --bins``, as ``scripts/test-pretix`` does).
 """
 
 import os
@@ -30,6 +33,7 @@ from pretix_purse.amounts import numeric_code
 REPO = Path(__file__).resolve().parents[3]
 BIN_DIR = Path(os.environ.get("PURSE_BIN_DIR", REPO / "target" / "debug"))
 START_TIMEOUT_SECS = 30
+SHOP_PCSCD = REPO / "scripts" / "shop-pcscd"
 # The shop's pages' origin as pretix's test settings build URLs (SITE_URL).
 SHOP_ORIGIN = "http://example.com"
 
@@ -43,50 +47,77 @@ class ShopPlugin:
     directory: Path
 
 
-def _run(*args, cwd):
+def _run(*args, cwd, env=None):
     out = subprocess.run([str(a) for a in args], cwd=cwd, check=True, capture_output=True,
-                         text=True, timeout=60)
+                         text=True, timeout=60, env=env)
     return out.stdout
 
 
+def _wait_for(p: subprocess.Popen, stream, pattern: bytes, what: str):
+    """Reads ``stream`` of ``p`` until ``pattern`` matches, within START_TIMEOUT_SECS:
+    the match and everything read."""
+    buf, deadline = b"", time.monotonic() + START_TIMEOUT_SECS
+    while True:
+        m = re.search(pattern, buf, re.M)
+        if m:
+            return m, buf
+        left = deadline - time.monotonic()
+        if left <= 0 or p.poll() is not None:
+            pytest.fail(f"{what} did not start: {buf.decode(errors='replace')}")
+        ready, _, _ = select.select([stream], [], [], left)
+        if ready:
+            chunk = os.read(stream.fileno(), 4096)
+            if not chunk:
+                pytest.fail(f"{what} ended before it was ready: {buf.decode(errors='replace')}")
+            buf += chunk
+
+
+def _sam_card(d: Path, sam_id: str, currency: str, procs: list) -> dict:
+    """The SAM card in its own reader: ``{"reader": R, "env": the shop's environment}``."""
+    issuer = BIN_DIR / "purse-issuer"
+    _run(issuer, "sam", "issue-card", "--keys", "issuer.json", "--sam-id", sam_id,
+         "--currency", numeric_code(currency), "--key-version", "1", "--accept", "1",
+         "--out", "sam-card.json", cwd=d)
+    log = open(d / "shop-pcscd.log", "ab")
+    p = subprocess.Popen([str(SHOP_PCSCD), str(d / "pcsc"), "--sam", str(d / "sam-card.json"),
+                          "--sam-emulator", str(BIN_DIR / "sam-emulator")],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log)
+    procs.append(p)
+    m, _ = _wait_for(
+        p, p.stdout,
+        rb"^shop pcscd ready: PCSCLITE_CSOCK_NAME=(\S+) port=\d+ reader=(.+) pid=\d+$",
+        f"the SAM card's reader (log {d / 'shop-pcscd.log'})")
+    # The plugin's PC/SC service is the shop's own: its SAM's reader is there.
+    return {"reader": m.group(2).decode(),
+            "env": dict(os.environ, PCSCLITE_CSOCK_NAME=m.group(1).decode())}
+
+
 def _start(currency: str, ttl_secs: int, root: Path, procs: list) -> ShopPlugin:
-    for b in ("shop-plugin", "purse-issuer"):
+    for b in ("shop-plugin", "purse-issuer", "sam-emulator"):
         if not (BIN_DIR / b).exists():
             pytest.fail(f"{BIN_DIR / b} is missing: run `cargo build -p shop-plugin "
-                        "-p purse-issuer --bins` (or scripts/test-pretix)")
+                        "-p purse-issuer -p card-emulators --bins` (or scripts/test-pretix)")
     d = Path(tempfile.mkdtemp(prefix=f"plugin-{currency}-{ttl_secs}-", dir=root))
     d.chmod(0o700)
     issuer, plugin = BIN_DIR / "purse-issuer", BIN_DIR / "shop-plugin"
     _run(issuer, "keys", "add", "--keys", "issuer.json", "--kv", "1", cwd=d)
     sam_id = "5a0000000000%04x" % (len(procs) + 0xE0)
-    _run(issuer, "sam", "issue", "--keys", "issuer.json", "--sam-id", sam_id, "--currency",
-         numeric_code(currency), "--key-version", "1", "--accept", "1", "--out", "sam.json",
-         cwd=d)
-    out = _run(plugin, "init", "--sam-keys", "sam.json", "--listen", "127.0.0.1:0",
-               "--allowed-origin", SHOP_ORIGIN, cwd=d)
+    sam = _sam_card(d, sam_id, currency, procs)
+    out = _run(plugin, "init", "--sam-reader", sam["reader"], "--listen", "127.0.0.1:0",
+               "--allowed-origin", SHOP_ORIGIN, cwd=d, env=sam["env"])
     key = re.search(r"^(sk_\S+)$", out, re.M)
     assert key, "shop-plugin init printed no API key"
     conf = d / "shop-plugin.toml"
     conf.write_text(re.sub(r"client_secret_ttl_secs = \d+",
                            f"client_secret_ttl_secs = {ttl_secs}", conf.read_text()))
-    env = dict(os.environ, RUST_LOG="warn,shop_plugin=info", NO_COLOR="1")
+    env = dict(sam["env"], RUST_LOG="warn,shop_plugin=info", NO_COLOR="1")
     p = subprocess.Popen([str(plugin), "serve", "--config", str(conf)], cwd=d, env=env,
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE)
     procs.append(p)
     # The server logs `listening on ADDR` once it serves: read its log until then.
-    addr, deadline, buf = None, time.monotonic() + START_TIMEOUT_SECS, b""
-    while addr is None:
-        left = deadline - time.monotonic()
-        if left <= 0 or p.poll() is not None:
-            pytest.fail(f"shop-plugin serve did not start: {buf.decode(errors='replace')}")
-        ready, _, _ = select.select([p.stderr], [], [], left)
-        if ready:
-            chunk = os.read(p.stderr.fileno(), 4096)
-            buf += chunk
-            m = re.search(rb"listening on (\S+)", buf)
-            if m:
-                addr = m.group(1).decode()
+    m, buf = _wait_for(p, p.stderr, rb"listening on (\S+)", "shop-plugin serve")
+    addr = m.group(1).decode()
     log = open(d / "serve.log", "ab")
     log.write(buf)
     # Keep draining its log so that it never blocks on a full pipe.
@@ -108,9 +139,9 @@ def shop_plugin(tmp_path_factory):
         return started[key]
 
     yield get
-    for p in procs:
+    # Each plugin before its SAM's reader (started just before it).
+    for p in reversed(procs):
         p.terminate()
-    for p in procs:
         try:
             p.wait(timeout=10)
         except subprocess.TimeoutExpired:
