@@ -1,0 +1,293 @@
+//! A shop on a SAM card in its reader, for fault tests: the `sam-emulator` in vpcd slot
+//! "Virtual PCD 00 00" (killed, pulled, respawned, its card file restored), the real
+//! `shop-plugin serve` over it as a child process, purse cards in process personalised
+//! from the same test issuer keys as the SAM, and the close checked end to end by
+//! `shop-plugin settle` and the issuer's `purse-issuer clear`.
+
+use std::path::{Path, PathBuf};
+
+use purse::card::Card;
+use purse::clearing::parse_batch;
+use purse::settlement::Batch;
+use purse::{Amount, CardId, Rnd, SamId};
+use serde_json::{json, Value};
+use testkit::{
+    new_card_state, new_sam_card_state, pcsc_context, test_issuer_keys, wait_absent, wait_present,
+    write_sam_card, Emulator, SlotLock, TestDir, SLOT_0,
+};
+
+use super::server::{run, write_config, write_private, Server};
+use super::{emulator_bin, Http, TestCard};
+
+/// The SAM card's file in the shop's directory (the emulator's chip memory).
+const SAM_FILE: &str = "sam-card.json";
+
+/// How long a supervisor goes on restarting a service that exits at once after a crash.
+const RESTART_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A shop directory whose SAM card sits in slot 0, and that SAM's emulator.
+pub struct SamRig {
+    /// `None` while the SAM is killed or its process not yet respawned.
+    pub sam: Option<Emulator>,
+    pub dir: TestDir,
+    _lock: SlotLock,
+}
+
+impl SamRig {
+    /// Takes slot 0, personalises a SAM card `sam_id` from the test issuer keys, plugs
+    /// it in, and lays out a plugin directory whose config names that reader.
+    pub fn new(name: &str, sam_id: SamId) -> SamRig {
+        let lock = SlotLock::acquire(SLOT_0);
+        let dir = TestDir::new(name);
+        write_sam_card(&dir.join(SAM_FILE), &new_sam_card_state(sam_id));
+        // The shared layout, then the SAM named by its reader instead of in process.
+        let config = write_config(dir.path());
+        let text = std::fs::read_to_string(&config).expect("config");
+        let text = text.replace(
+            &format!("in_process_card = \"{SAM_FILE}\""),
+            &format!("readers = [\"{}\"]", SLOT_0.reader),
+        );
+        assert!(text.contains("readers = ["), "{text}");
+        std::fs::write(&config, text).expect("config");
+        let mut rig = SamRig {
+            sam: None,
+            dir,
+            _lock: lock,
+        };
+        rig.spawn_sam();
+        rig
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("shop-plugin.toml")
+    }
+
+    pub fn sam_file(&self) -> PathBuf {
+        self.dir.join(SAM_FILE)
+    }
+
+    /// Starts the SAM emulator over its card file and waits for pcscd to see it.
+    pub fn spawn_sam(&mut self) {
+        assert!(self.sam.is_none(), "a SAM emulator is already running");
+        let emu = Emulator::spawn(&emulator_bin("sam-emulator"), &self._lock, &self.sam_file());
+        wait_present(&pcsc_context(), SLOT_0.reader);
+        self.sam = Some(emu);
+    }
+
+    /// `kill -9` of the SAM emulator (its card leaves the reader as with a power cut).
+    pub fn kill_sam(&mut self) {
+        self.sam.take().expect("a running SAM emulator").kill();
+    }
+
+    fn emu(&self) -> &Emulator {
+        self.sam.as_ref().expect("a running SAM emulator")
+    }
+
+    /// Takes the SAM card out of its reader (the process keeps running).
+    pub fn remove_sam(&self) {
+        self.emu().control("remove");
+        wait_absent(&pcsc_context(), SLOT_0.reader);
+    }
+
+    /// Puts the SAM card back (after [`SamRig::remove_sam`] or a pull).
+    pub fn insert_sam(&self) {
+        // A pulled card may still be registered as present: wait for pcscd to see it go.
+        wait_absent(&pcsc_context(), SLOT_0.reader);
+        self.emu().control("insert");
+        wait_present(&pcsc_context(), SLOT_0.reader);
+    }
+
+    /// On the SAM's next command with `ins`: leave the reader, before (`after = false`)
+    /// or after processing it (its state persisted, its answer lost).
+    pub fn pull_sam(&self, ins: u8, after: bool) {
+        let what = if after { "pull-after" } else { "pull-before" };
+        self.emu().control(&format!("{what} {ins:02X}"));
+    }
+
+    /// One number of the SAM emulator's `status` (e.g. `next_tx_seq`, `period_sum`).
+    pub fn sam_status(&self, key: &str) -> u64 {
+        let v = self.emu().status_value(key);
+        v.parse()
+            .unwrap_or_else(|_| panic!("{key}={v} is not a number"))
+    }
+
+    /// One word of the SAM emulator's `status`, as it is (e.g. `blocked`).
+    pub fn emu_status_word(&self, key: &str) -> String {
+        self.emu().status_value(key)
+    }
+
+    /// Copies the SAM card's persistent state (card file and journal) aside.
+    pub fn backup_sam(&self, tag: &str) {
+        for (from, to) in self.sam_files(tag) {
+            if from.exists() {
+                std::fs::copy(&from, &to).expect("backup of the SAM card");
+            }
+        }
+    }
+
+    /// Puts a backup made by [`SamRig::backup_sam`] back (the SAM must be killed).
+    pub fn restore_sam(&self, tag: &str) {
+        assert!(self.sam.is_none(), "kill the SAM emulator before restoring");
+        for (live, saved) in self.sam_files(tag) {
+            let _ = std::fs::remove_file(&live);
+            if saved.exists() {
+                std::fs::copy(&saved, &live).expect("restore of the SAM card");
+            }
+        }
+    }
+
+    /// (live file, backup) of the card file and of its journal.
+    fn sam_files(&self, tag: &str) -> [(PathBuf, PathBuf); 2] {
+        let card = self.sam_file();
+        // The emulator's journal: `<card file>.journal` beside it.
+        let mut journal = card.clone().into_os_string();
+        journal.push(".journal");
+        let journal = PathBuf::from(journal);
+        let saved = |p: &Path| {
+            let mut name = p.file_name().expect("name").to_os_string();
+            name.push(format!(".{tag}"));
+            p.with_file_name(name)
+        };
+        let (sc, sj) = (saved(&card), saved(&journal));
+        [(card, sc), (journal, sj)]
+    }
+
+    pub fn start_plugin(&self) -> Server {
+        Server::start(self.path())
+    }
+
+    /// Starts the plugin again after a `kill -9`, as a supervisor restarting a failed
+    /// service would: pcscd may not have released the dead process's exclusive handle on
+    /// the SAM yet (SCARD_E_SHARING_VIOLATION), and `serve` then exits at once; it is
+    /// started again until [`RESTART_WINDOW`] has passed. Returns the server and how
+    /// many starts failed (see `a_restart_right_after_kill_9_finds_its_sam` in
+    /// sam_faults.rs).
+    pub fn restart_plugin(&self) -> (Server, u32) {
+        let dir = self.path().to_path_buf();
+        let deadline = std::time::Instant::now() + RESTART_WINDOW;
+        let mut failed = 0;
+        while std::time::Instant::now() < deadline {
+            match std::panic::catch_unwind(|| Server::start(&dir)) {
+                Ok(server) => return (server, failed),
+                Err(_) => failed += 1,
+            }
+        }
+        panic!("shop-plugin serve did not come back within {RESTART_WINDOW:?} ({failed} starts)");
+    }
+
+    /// `shop-plugin settle --force` (through the running server's admin socket when one
+    /// runs): its output.
+    pub async fn try_settle(&self) -> std::process::Output {
+        run(&self.config(), &["settle", "--force"]).await
+    }
+
+    /// A settle that must succeed: the batch it closed.
+    pub async fn settle(&self) -> (PathBuf, Batch) {
+        closed_batch(&self.try_settle().await)
+    }
+
+    /// `purse-issuer clear` of a batch file with the test issuer keys and a clearing
+    /// state kept in the shop's directory: (accepted, its output).
+    pub fn clear(&self, batch: &Path) -> (bool, String) {
+        let keys = self.dir.join("issuer-keys.json");
+        if !keys.exists() {
+            write_private(&keys, &test_issuer_keys().to_json().expect("keys JSON"));
+        }
+        let out = std::process::Command::new(emulator_bin("purse-issuer"))
+            .arg("clear")
+            .arg("--keys")
+            .arg(&keys)
+            .arg("--state")
+            .arg(self.dir.join("clearing-state.json"))
+            .arg(batch)
+            .output()
+            .expect("run purse-issuer");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+}
+
+/// The batch file a successful `settle` names, read back.
+pub fn closed_batch(out: &std::process::Output) -> (PathBuf, Batch) {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "settle: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = stdout
+        .lines()
+        .find(|l| l.starts_with("closed period "))
+        .and_then(|l| l.rsplit(" -> ").next())
+        .unwrap_or_else(|| panic!("settle closed no period: {stdout}"));
+    let text = std::fs::read_to_string(file).expect("the batch file");
+    (PathBuf::from(file), parse_batch(&text).expect("a batch"))
+}
+
+/// A purse card in process, personalised from the test issuer keys (those of the SAM).
+pub fn sam_card(id: u8, balance: u32) -> TestCard {
+    let state = new_card_state(CardId([0x10, 0, 0, 0, 0, 0, 0xD0, id]), Amount(balance));
+    let mut n = 0u8;
+    TestCard {
+        card: Card::new(
+            state,
+            Box::new(move || {
+                n = n.wrapping_add(1);
+                Rnd([n ^ id; 16])
+            }),
+        ),
+    }
+}
+
+/// A time-cycle order: `unit` per period of one second, at most `max` units.
+pub fn time_cycle(unit: u32, max: u32) -> Value {
+    json!({"currency": "EUR", "mode": "time_cycle",
+        "time_cycle": {"unit_amount": unit, "period_seconds": 1, "max_units": max}})
+}
+
+impl Http {
+    /// Creates a payment from `order` through the merchant API: (id, secret, payment).
+    pub async fn create(&self, order: &Value) -> (String, String, Value) {
+        let (s, v) = self.merchant("POST", "/v1/payments", Some(order)).await;
+        assert_eq!(s, 201, "{v}");
+        let (id, secret) = super::steps::id_and_secret(&v);
+        (id, secret, v)
+    }
+
+    /// The TICK of a running time-cycle once it is due on the plugin's (wall) clock: the
+    /// test waits for the due time the payment states, then asks.
+    pub async fn tick_when_due(&self, id: &str, secret: &str) -> (u16, Value) {
+        let due = self.payment(id).await["next_due_at"]
+            .as_i64()
+            .expect("next_due_at");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as i64;
+        let wait = (due * 1000 - now).max(0) as u64;
+        tokio::time::sleep(std::time::Duration::from_millis(wait + 20)).await;
+        self.shopper(
+            &format!("/v1/checkout/payments/{id}/tick"),
+            &json!({ "client_secret": secret }),
+        )
+        .await
+    }
+
+    /// Stop of a time-cycle, with the card's last TICK answer if there is one.
+    pub async fn stop(&self, id: &str, secret: &str, answer: Option<&str>) -> (u16, Value) {
+        let mut body = json!({ "client_secret": secret });
+        if let Some(a) = answer {
+            body["answer"] = json!({ "response": a });
+        }
+        self.shopper(&format!("/v1/checkout/payments/{id}/stop"), &body)
+            .await
+    }
+}
