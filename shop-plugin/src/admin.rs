@@ -39,7 +39,12 @@ pub enum Request {
         force: bool,
     },
     /// Correct rejected batch `close_seq` (`batches correct`), then a settlement run.
-    Correct { close_seq: u32 },
+    Correct {
+        close_seq: u32,
+        /// The SAM whose batch it is (needed only when several SAMs have that close_seq).
+        #[serde(default)]
+        sam_id: Option<String>,
+    },
     /// Look for due webhook events now (after `events retry`).
     WakeWebhooks,
 }
@@ -89,12 +94,12 @@ impl Admin {
                     Err(e) => json!({"ok": false, "error": e.to_string()}),
                 }
             }
-            Request::Correct { close_seq } => {
+            Request::Correct { close_seq, sam_id } => {
                 tracing::info!("correction of batch {close_seq} requested on the admin socket");
                 let _one = self.settling.lock().await;
                 match self
                     .settler
-                    .correct_and_run(&self.app.engine, close_seq)
+                    .correct_and_run(&self.app.engine, sam_id.as_deref(), close_seq)
                     .await
                 {
                     Ok(c) => json!({"ok": true, "result": c}),

@@ -66,9 +66,14 @@ enum BatchesCmd {
         json: bool,
     },
     /// Close a rejected period again without the records the office refused (their
-    /// payments fail with `clearing_refused`), then upload. Needs the SAM: not while
-    /// `serve` runs.
-    Correct { close_seq: u32 },
+    /// payments fail with `clearing_refused`), then upload (in the running server when
+    /// one holds the SAMs).
+    Correct {
+        close_seq: u32,
+        /// The SAM whose batch it is (hex SAM_ID), when several SAMs have `close_seq`.
+        #[arg(long = "sam", value_name = "SAM_ID")]
+        sam_id: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -140,8 +145,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Cmd::Doctor => cli::doctor::run(&config),
             Cmd::Settle { force } => cli::settle::run(&config, force).await,
             Cmd::Batches(BatchesCmd::List { json }) => cli::batches::list(&config, json).await,
-            Cmd::Batches(BatchesCmd::Correct { close_seq }) => {
-                cli::batches::correct(&config, close_seq).await
+            Cmd::Batches(BatchesCmd::Correct { close_seq, sam_id }) => {
+                cli::batches::correct(&config, close_seq, sam_id).await
             }
             Cmd::Payments(PaymentsCmd::List {
                 status,

@@ -2,7 +2,7 @@
 //! Statuses move only forward; terminal statuses never change again.
 
 use purse::sam::Order;
-use purse::{Amount, CardId, Currency, Mode, Rnd, SamTxSeq, Units};
+use purse::{Amount, CardId, Currency, Mode, Rnd, SamId, SamTxSeq, Units};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -95,6 +95,9 @@ pub struct Payment {
     pub secret_expires_at: i64,
     /// The RND_S of the INITIALIZE the payment carries now.
     pub rnd_s: Rnd,
+    /// The SAM the payment began on (its INITIALIZE names it; it stays on it).
+    #[serde(default)]
+    pub sam_id: Option<SamId>,
     pub sam_tx_seq: Option<SamTxSeq>,
     pub card_id: Option<CardId>,
     pub units: Units,

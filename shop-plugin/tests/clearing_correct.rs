@@ -53,7 +53,9 @@ async fn batches_correct_beside_a_running_serve_goes_through_its_admin_socket() 
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
     assert!(
-        out.contains("corrected batch 1: closed again without SAM_TxSeq [2]"),
+        out.contains(
+            "corrected batch 1 of SAM 5a00000000000007: closed again without SAM_TxSeq [2]"
+        ),
         "{out}"
     );
     assert!(

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use serde_json::Value;
-use support::office::{answer, forged_card, rows, settler, stand_in, Office, SAM};
+use support::office::{answer, closes, forged_card, rows, settler, stand_in, Office, SAM};
 use support::{Plugin, TestCard, T0};
 
 #[tokio::test]
@@ -25,7 +25,7 @@ async fn accepted_recorded_and_the_same_batch_after_a_lost_answer_gets_the_same_
     // Day 1 goes out and its answer is lost: the office has it, the plugin does not know.
     let s = settler(&p, &office.url, &credential);
     let r1 = s.run(&p.app.engine, false).await.expect("settle");
-    assert_eq!(r1.posted, [1]);
+    assert_eq!(closes(&r1.posted), [1]);
     let first = answer(&rows(&p).await[0]);
     assert_eq!(first["decision"], "accepted");
     assert_eq!(first["payout"]["net"], 1250);
@@ -42,7 +42,7 @@ async fn accepted_recorded_and_the_same_batch_after_a_lost_answer_gets_the_same_
         .await
         .expect("forget the answer");
     let r2 = s.run(&p.app.engine, false).await.expect("settle again");
-    assert_eq!((r2.posted, r2.post_error), (vec![1], None));
+    assert_eq!((closes(&r2.posted), r2.post_error), (vec![1], None));
     assert_eq!(
         answer(&rows(&p).await[0]),
         first,
@@ -56,11 +56,14 @@ async fn accepted_recorded_and_the_same_batch_after_a_lost_answer_gets_the_same_
     let r3 = bad.run(&p.app.engine, false).await.expect("settle");
     assert_eq!(
         r3.post_error.as_deref(),
-        Some("batch 2: HTTP 401 invalid_credential: the bearer credential is not valid here")
+        Some(
+            "batch 2 of SAM 5a00000000000007: HTTP 401 invalid_credential: the bearer \
+             credential is not valid here"
+        )
     );
     assert_eq!(rows(&p).await[1].attempts, 1);
     let r4 = s.run(&p.app.engine, false).await.expect("settle");
-    assert_eq!(r4.posted, [2]);
+    assert_eq!(closes(&r4.posted), [2]);
 }
 
 #[tokio::test]
@@ -102,7 +105,7 @@ async fn an_office_down_or_a_captive_portal_delivers_nothing_until_the_office_an
     // Back on the same database: delivered and accepted.
     office.spawn();
     let r = s.run(&p.app.engine, false).await.expect("settle");
-    assert_eq!((r.posted, r.post_error), (vec![1], None));
+    assert_eq!((closes(&r.posted), r.post_error), (vec![1], None));
     assert_eq!(rows(&p).await[0].decision.as_deref(), Some("accepted"));
 }
 
@@ -132,7 +135,7 @@ async fn a_batch_rejected_for_a_bad_tac_is_corrected_and_accepted() {
     let r = s.run(&p.app.engine, false).await.expect("settle");
     assert_eq!(r.corrected.len(), 1);
     assert_eq!(r.corrected[0].excluded, [2]);
-    assert_eq!((r.posted, r.rejected.len()), (vec![1], 0));
+    assert_eq!((closes(&r.posted), r.rejected.len()), (vec![1], 0));
     let row = &rows(&p).await[0];
     let a = answer(row);
     assert_eq!(
@@ -172,5 +175,5 @@ async fn a_batch_rejected_for_a_bad_tac_is_corrected_and_accepted() {
         Some("payment.clearing_refused")
     );
     // A correction of an accepted batch is refused.
-    assert!(s.correct(&p.app.engine, 1).await.is_err());
+    assert!(s.correct(&p.app.engine, None, 1).await.is_err());
 }

@@ -270,7 +270,7 @@ async fn settle_beside_serve_and_alone_and_the_operator_commands() {
     let day = utc_day();
     let out = ok(run(&config, &["settle"]).await);
     assert!(
-        out.contains("closed period 1: 1 transaction(s), sum 1250"),
+        out.contains("closed period 1 of SAM 5a00000000000007: 1 transaction(s), sum 1250"),
         "{out}"
     );
     assert!(server
@@ -296,7 +296,7 @@ async fn settle_beside_serve_and_alone_and_the_operator_commands() {
     server.kill9();
     let forced = ok(run(&config, &["settle", "--force"]).await);
     assert!(
-        forced.contains("closed period 2: 0 transaction(s)"),
+        forced.contains("closed period 2 of SAM 5a00000000000007: 0 transaction(s)"),
         "{forced}"
     );
     let text2 =

@@ -108,7 +108,7 @@ impl Shop {
     }
 
     async fn close(&self) -> Batch {
-        self.engine().close_period().await.expect("close")
+        self.plugin.close().await
     }
 
     /// Closes with a pause at `stage`, running `meanwhile` there. Returns the batch.

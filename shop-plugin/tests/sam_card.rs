@@ -96,7 +96,7 @@ async fn rig(name: &str, balance: u32) -> Rig {
     assert_eq!(sam.identity().sam_id, SAM_ID);
     let plugin = Plugin::start_on(
         dir.path().to_path_buf(),
-        Box::new(sam),
+        vec![Box::new(sam)],
         http::Limits::default(),
     )
     .await;
@@ -274,7 +274,7 @@ async fn payments_through_the_sam_card_and_the_close_it_signs() {
     assert_eq!((s, &done["status"]), (200, &json!("succeeded")), "{done}");
 
     // The close: the batch is what the SAM signed, and the clearing checks accept it.
-    let batch = r.plugin.app.engine.close_period().await.expect("close");
+    let batch = r.plugin.close().await;
     assert_eq!(batch.transactions.len(), 4);
     assert_eq!(batch.totals.count, 4);
     assert_eq!(batch.totals.sum.0, 250 + 60 + 120 + 40);
@@ -282,12 +282,6 @@ async fn payments_through_the_sam_card_and_the_close_it_signs() {
     assert!(problems.is_empty(), "clearing problems: {problems:?}");
     assert_eq!(batch.close_seq.0, 1);
     // Nothing left: the next close is empty and in sequence.
-    let next = r
-        .plugin
-        .app
-        .engine
-        .close_period()
-        .await
-        .expect("empty close");
+    let next = r.plugin.close().await;
     assert_eq!((next.close_seq.0, next.totals.count), (2, 0));
 }

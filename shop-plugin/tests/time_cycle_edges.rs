@@ -176,7 +176,7 @@ async fn closing_the_period_ends_a_running_time_cycle() {
     assert!(none.is_none(), "unit 3 is not due yet");
     assert_eq!(p.payment(&id).await["status"], "running");
 
-    let batch = p.app.engine.close_period().await.expect("close");
+    let batch = p.close().await;
     let m = p.payment(&id).await;
     assert_eq!(m["status"], "succeeded", "{m}");
     assert_eq!(m["charged"], json!({"units": 2, "total": 240}));
@@ -190,7 +190,7 @@ async fn closing_the_period_ends_a_running_time_cycle() {
     assert_eq!((&late["status"], none), (&json!("succeeded"), None));
     assert_eq!(card.balance(), 10_000 - 240);
     // The next close does not settle it again.
-    let batch = p.app.engine.close_period().await.expect("close");
+    let batch = p.close().await;
     assert!(batch.transactions.is_empty(), "{:?}", batch.transactions);
 }
 
@@ -202,7 +202,7 @@ async fn a_close_with_a_tick_in_flight_lists_it_unresolved_and_the_next_close_en
     let (_, a2) = tick(&p, &mut card, &id, &secret, T0 + 60, None).await;
     let a2 = a2.expect("TICK 2");
 
-    let first = p.app.engine.close_period().await.expect("close");
+    let first = p.close().await;
     assert!(first.transactions.is_empty());
     assert_eq!(
         first.unresolved.len(),
@@ -215,7 +215,7 @@ async fn a_close_with_a_tick_in_flight_lists_it_unresolved_and_the_next_close_en
     let (s, v) = p.answer(&id, &secret, Some(&a2)).await;
     assert_eq!((s, &v["status"]), (200, &json!("running")), "{v}");
     assert_eq!(v["charged"], json!({"units": 2, "total": 100}));
-    let second = p.app.engine.close_period().await.expect("close");
+    let second = p.close().await;
     assert!(second.unresolved.is_empty());
     assert_eq!(second.transactions.len(), 1);
     assert_eq!(second.transactions[0].total.0, 100);

@@ -1,5 +1,6 @@
-//! `batches list` (each batch and the clearing office's decision: accepted, rejected
-//! with why, not yet sent) and `batches correct <close_seq>` (close a rejected period
+//! `batches list` (each SAM's batches and the clearing office's decision: accepted,
+//! rejected with why, not yet sent) and `batches correct <close_seq> [--sam <SAM_ID>]`
+//! (close a rejected period
 //! again without the records the office refused, then upload; in the running server
 //! when one holds the SAM).
 
@@ -55,11 +56,17 @@ pub async fn list(config_path: &Path, json: bool) -> Result<ExitCode> {
                 .unwrap_or(serde_json::Value::Null);
             println!(
                 "{}",
-                serde_json::json!({"close_seq": r.close_seq, "closed_at": time(r.created_at),
+                serde_json::json!({"sam_id": r.sam_id, "close_seq": r.close_seq,
+                    "closed_at": time(r.created_at),
                     "state": s, "decision": r.decision, "answer": answer, "file": r.file})
             );
         } else {
-            println!("{:>6}  closed {}  {s}", r.close_seq, time(r.created_at));
+            println!(
+                "{}  {:>6}  closed {}  {s}",
+                r.sam_id,
+                r.close_seq,
+                time(r.created_at)
+            );
             for w in why {
                 println!("        {w}");
             }
@@ -70,11 +77,20 @@ pub async fn list(config_path: &Path, json: bool) -> Result<ExitCode> {
 
 /// Corrects in this process when no server holds the SAM, otherwise in the server
 /// through its admin socket; either way a settlement run then uploads the batch.
-pub async fn correct(config_path: &Path, close_seq: u32) -> Result<ExitCode> {
+pub async fn correct(
+    config_path: &Path,
+    close_seq: u32,
+    sam_id: Option<String>,
+) -> Result<ExitCode> {
     let config = load_config(config_path)?;
-    let req = Request::Correct { close_seq };
+    let req = Request::Correct {
+        close_seq,
+        sam_id: sam_id.clone(),
+    };
     let c: Correction = where_the_sam_is(&config, &req, |app, settler| async move {
-        Ok(settler.correct_and_run(&app.engine, close_seq).await?)
+        Ok(settler
+            .correct_and_run(&app.engine, sam_id.as_deref(), close_seq)
+            .await?)
     })
     .await?;
     for line in c.lines() {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use shop_plugin::config::Config;
-use shop_plugin::engine::{Clock, Engine, Settings};
+use shop_plugin::engine::{Clock, Engine, Pool, Settings};
 use shop_plugin::files::read_private;
 use shop_plugin::http::App;
 use shop_plugin::outbound::Outbound;
@@ -26,9 +26,12 @@ use shop_plugin::settlement::office::OfficeLink;
 use shop_plugin::settlement::Settler;
 use shop_plugin::store::Store;
 
-/// The SAM card of the configuration: the first reader whose SAM answers (or, for
-/// tests and benchmarks only, the applet in process, said on stderr).
-pub fn open_sam(sam: &shop_plugin::config::Sam) -> Result<Box<dyn SecurityModule>> {
+/// The SAM cards of the configuration, one per reader whose SAM answers (or, for tests
+/// and benchmarks only, the applet in process, said on stderr). A configured reader
+/// whose SAM does not answer now is reported and left out until the next start: its
+/// payments wait for it, the others take new ones.
+pub fn open_sams(sam: &shop_plugin::config::Sam) -> Result<Pool> {
+    let mut modules: Vec<Box<dyn SecurityModule>> = Vec::new();
     if let Some(file) = &sam.in_process_card {
         eprintln!(
             "shop-plugin: WARNING: the SAM applet runs IN PROCESS from {} (tests and \
@@ -36,7 +39,7 @@ pub fn open_sam(sam: &shop_plugin::config::Sam) -> Result<Box<dyn SecurityModule
             file.display()
         );
         let s = InProcessSam::from_file(file).map_err(|e| anyhow::anyhow!("{e}"))?;
-        return Ok(Box::new(s));
+        modules.push(Box::new(s));
     }
     let mut failures = Vec::new();
     for reader in &sam.readers {
@@ -48,16 +51,21 @@ pub fn open_sam(sam: &shop_plugin::config::Sam) -> Result<Box<dyn SecurityModule
                     id.sam_id.to_hex(),
                     id.currency
                 );
-                return Ok(Box::new(s));
+                modules.push(Box::new(s));
             }
-            Err(e) => failures.push(format!("'{reader}': {e}")),
+            Err(e) => {
+                tracing::warn!("SAM reader '{reader}': {e}: left out until the next start");
+                failures.push(format!("'{reader}': {e}"));
+            }
         }
     }
-    anyhow::bail!(
+    anyhow::ensure!(
+        !modules.is_empty(),
         "no SAM card answers in the configured readers ({}); `shop-plugin doctor` lists \
          the readers",
         failures.join("; ")
-    )
+    );
+    Ok(Pool::new(modules)?)
 }
 
 /// The engine and the HTTP app over the configured database and SAM. Only the holder
@@ -66,8 +74,8 @@ pub fn open_app(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<App>> {
     let settings = Settings {
         secret_ttl_secs: config.client_secret_ttl_secs,
     };
-    let sam = open_sam(&config.sam)?;
-    let engine = Engine::open(Store::open(&config.database)?, sam, clock, settings)?;
+    let sams = open_sams(&config.sam)?;
+    let engine = Engine::open(Store::open(&config.database)?, sams, clock, settings)?;
     let client = Outbound::new(
         config.tls_ca_file.as_deref(),
         Duration::from_secs(config.settlement.timeout_secs),
@@ -107,16 +115,26 @@ pub fn settler(config: &Config) -> Result<Settler> {
     let s = &config.settlement;
     let office = match (&s.clearing_url, &s.clearing_credential_file) {
         (Some(url), Some(file)) => {
+            // One credential per line, one per SAM (each names its SAM).
             let text = zeroize::Zeroizing::new(read_private(file)?);
-            let credential = zeroize::Zeroizing::new(text.trim().to_string());
+            let credentials: Vec<_> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(|l| zeroize::Zeroizing::new(l.to_string()))
+                .collect();
             anyhow::ensure!(
-                !credential.is_empty() && !credential.contains(char::is_whitespace),
-                "{} does not hold one upload credential",
+                !credentials.is_empty()
+                    && credentials.iter().all(|c| c
+                        .split_once('.')
+                        .is_some_and(|(sam, _)| sam.len() == 16)
+                        && !c.contains(char::is_whitespace)),
+                "{} does not hold upload credentials, one per line (<sam_id>.<secret>)",
                 file.display()
             );
             Some(OfficeLink {
                 url: url.trim_end_matches('/').to_string(),
-                credential,
+                credentials,
                 attempts: s.upload_attempts.max(1),
                 first_delay: Duration::from_millis(s.upload_retry_first_ms),
             })

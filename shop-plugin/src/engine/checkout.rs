@@ -7,6 +7,7 @@ use purse::sam::Exchange;
 use purse::Mode;
 use serde_json::{json, Value};
 
+use super::sam::blocking;
 use super::{ApiError, Engine};
 use crate::payment::{Payment, Status};
 use crate::store::rows;
@@ -97,7 +98,7 @@ impl Engine {
         let committed = if let Some(card) = blocked {
             Err(card_blocked(card))
         } else {
-            self.card_authorize(self.card(), &mut p, kv, &answer, now)
+            blocking(|| self.card_authorize(&mut p, kv, &answer, now))
         };
         match committed {
             Ok(c) => {
@@ -110,8 +111,9 @@ impl Engine {
             }
             Err(refusal) => {
                 // A fresh RND_S for the next attempt (another card, or more funds).
-                let (rnd, slot) = self.card_begin(self.card(), &p.id, &p.order)?;
+                let (sam_id, rnd, slot) = blocking(|| self.card_begin(&p.id, &p.order))?;
                 p.rnd_s = rnd;
+                p.sam_id = Some(sam_id);
                 p.updated_at = now;
                 let ops = vec![
                     crate::store::sam_rows::put_slot(&slot),
@@ -158,7 +160,7 @@ impl Engine {
                 "an answer of this payment was lost; run recovery with the card instead",
             ));
         }
-        self.card_complete(self.card(), p, answer)
+        blocking(|| self.card_complete(p, answer))
     }
 
     /// The card's answer to the DEBIT or TICK in flight.
@@ -237,7 +239,7 @@ impl Engine {
                 "the payment has no SAM transaction",
             ));
         }
-        let committed = self.card_tick(self.card(), &mut p, self.now())?;
+        let committed = blocking(|| self.card_tick(&mut p, self.now()))?;
         if let Some(c) = committed {
             self.durable(c).await?;
         }
@@ -287,7 +289,7 @@ impl Engine {
         if p.sam_tx_seq.is_none() {
             return Err(ApiError::conflict("not_running", "no SAM transaction"));
         }
-        let committed = self.card_stop(self.card(), &mut p)?;
+        let committed = blocking(|| self.card_stop(&mut p))?;
         self.durable(committed).await?;
         Ok(Step {
             payment: p,

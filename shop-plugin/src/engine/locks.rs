@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use purse::SamTxSeq;
+use purse::{SamId, SamTxSeq};
 
 use super::{ApiError, Engine};
 use crate::payment::Payment;
@@ -73,9 +73,9 @@ impl Engine {
     /// The ids of the payments of these records of the SAM (those that have one).
     pub(crate) async fn payment_ids(
         &self,
+        sam_id: SamId,
         seqs: impl IntoIterator<Item = SamTxSeq>,
     ) -> Result<Vec<String>, ApiError> {
-        let sam_id = self.card().identity().sam_id;
         let seqs: Vec<SamTxSeq> = seqs.into_iter().collect();
         self.store
             .read(move |c| crate::store::sam_rows::payments_of(c, sam_id, &seqs))

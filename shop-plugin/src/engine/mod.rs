@@ -10,6 +10,7 @@
 mod checkout;
 mod error;
 mod locks;
+mod pool;
 mod recovery;
 mod sam;
 mod settle;
@@ -29,6 +30,7 @@ use subtle::ConstantTimeEq;
 
 pub use error::ApiError;
 pub use locks::Held;
+pub use pool::{Pool, PoolError};
 pub use recovery::RecoveryRun;
 pub use sam::CardSam;
 #[doc(hidden)]
@@ -73,8 +75,8 @@ pub struct NewPayment {
 
 pub struct Engine {
     store: Store,
-    /// The SAM card (or, in tests and benchmarks, the SAM applet in process).
-    card: CardSam,
+    /// The SAM cards (or, in tests and benchmarks, the SAM applet in process).
+    sams: Pool,
     /// The begin contexts of payments made but not yet stored (see `create_ops`).
     begins: Mutex<HashMap<String, crate::store::sam_rows::SamSlot>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -115,18 +117,18 @@ pub fn sha256_hex(b: &[u8]) -> String {
 }
 
 impl Engine {
-    /// The engine over `store`, driving `sam` (the SAM card in its reader, or the applet
-    /// in process for tests); no purse key is in this process.
+    /// The engine over `store`, driving `sams` (SAM cards in their readers, or the
+    /// applet in process for tests); no purse key is in this process.
     pub fn open(
         store: Store,
-        sam: Box<dyn crate::sam::SecurityModule>,
+        sams: Pool,
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Result<Engine, crate::store::StoreError> {
         let hotlist = store.read_now(rows::load_hotlist)?.map(Arc::new);
         Ok(Engine {
             store,
-            card: CardSam::new(sam),
+            sams,
             begins: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
             recoveries: Mutex::new(HashMap::new()),
@@ -190,12 +192,12 @@ impl Engine {
     }
 
     pub fn currency(&self) -> Currency {
-        self.card.identity().currency
+        self.sams.currency()
     }
 
-    /// The SAM the engine drives.
-    pub fn card_sam(&self) -> &CardSam {
-        &self.card
+    /// The SAMs the engine drives.
+    pub fn sams(&self) -> &Pool {
+        &self.sams
     }
 
     fn check_alive(&self) -> Result<(), ApiError> {
@@ -279,7 +281,7 @@ impl Engine {
             ));
         }
         let id = format!("pay_{}", random_hex(12));
-        let (rnd_s, slot) = self.card_begin(&self.card, &id, &req.order)?;
+        let (sam_id, rnd_s, slot) = sam::blocking(|| self.card_begin(&id, &req.order))?;
         self.begins
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -305,6 +307,7 @@ impl Engine {
             secret_hash: sha256_hex(secret.as_bytes()),
             secret_expires_at: now + self.settings.secret_ttl_secs,
             rnd_s,
+            sam_id: Some(sam_id),
             sam_tx_seq: None,
             card_id: None,
             units: Units(0),
@@ -353,7 +356,7 @@ impl Engine {
         if p.status != Status::Created {
             return None;
         }
-        Some(self.card_initialize_commands(&self.card, p))
+        self.card_initialize_commands(p)
     }
 
     /// Moves a waiting payment whose client secret expired to `expired`. Returns the

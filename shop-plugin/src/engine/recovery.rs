@@ -35,9 +35,7 @@ impl Engine {
         kv: KeyVersion,
     ) -> Result<Value, ApiError> {
         self.check_alive()?;
-        let (run, command) = self
-            .card_start_recovery(self.card(), payment_id, card, kv)
-            .await?;
+        let (run, command) = self.card_start_recovery(payment_id, card, kv).await?;
         let id = format!("rec_{}", random_hex(12));
         let mut runs = self.recoveries.lock().unwrap_or_else(|e| e.into_inner());
         runs.retain(|_, r| r.started.elapsed() < RECOVERY_TTL);
@@ -72,13 +70,9 @@ impl Engine {
         };
         let (guards, mut payments) = self.lock_all(vec![run.payment.clone()]).await?;
         let now = self.now();
-        let step = self.card_recovery_step(
-            self.card(),
-            &mut run.run,
-            bytes.as_deref(),
-            &mut payments,
-            now,
-        )?;
+        let step = super::sam::blocking(|| {
+            self.card_recovery_step(&mut run.run, bytes.as_deref(), &mut payments, now)
+        })?;
         let reply = json_reply(
             id,
             run.card_id,

@@ -82,10 +82,30 @@ impl Engine {
         }
     }
 
-    /// Closes the period and returns its batch, durable.
-    pub async fn close_period(&self) -> Result<Batch, ApiError> {
+    /// Closes the open period of every SAM and returns their batches, durable. A SAM
+    /// that does not answer keeps its period open for the next close; the others close.
+    pub async fn close_period(&self) -> Result<Vec<Batch>, ApiError> {
         self.check_alive()?;
-        self.card_close(self.card()).await
+        let mut batches = Vec::new();
+        let mut failed = None;
+        for card in self.sams.iter() {
+            match self.card_close(card).await {
+                Ok(b) => batches.push(b),
+                Err(e) => {
+                    tracing::error!(
+                        "close of SAM {}: {}: {}",
+                        card.identity().sam_id.to_hex(),
+                        e.code,
+                        e.message
+                    );
+                    failed = Some(e);
+                }
+            }
+        }
+        match (batches.is_empty(), failed) {
+            (true, Some(e)) => Err(e),
+            _ => Ok(batches),
+        }
     }
 }
 
@@ -101,14 +121,23 @@ impl Engine {
     ) -> Result<Batch, ApiError> {
         self.check_alive()?;
         let seqs: Vec<SamTxSeq> = excluded.iter().copied().map(SamTxSeq).collect();
-        let ids = self.payment_ids(seqs.iter().copied()).await?;
+        let card = self.sam_of(previous.sam_id)?;
+        let ids = self
+            .payment_ids(previous.sam_id, seqs.iter().copied())
+            .await?;
         let (guards, mut payments) = self.lock_all(ids).await?;
-        let batch = self.card_reclose(self.card(), previous, &seqs).await?;
+        let batch = self.card_reclose(card, previous, &seqs).await?;
         let now = self.now();
         let CloseSeq(close_seq) = batch.close_seq;
         let body = serde_json::to_string(&batch).map_err(|_| ApiError::unavailable())?;
         let excluded_json = serde_json::to_string(excluded).map_err(|_| ApiError::unavailable())?;
-        let mut ops: Vec<Op> = vec![batches::correct(close_seq, now, body, excluded_json)];
+        let mut ops: Vec<Op> = vec![batches::correct(
+            previous.sam_id.to_hex(),
+            close_seq,
+            now,
+            body,
+            excluded_json,
+        )];
         for p in payments.iter_mut() {
             if p.status != Status::Succeeded {
                 // Not a payment the batch settled as paid: nothing to take back.

@@ -1,7 +1,8 @@
-//! The batches the engine closed (table `batches`, one row per close, written with the
-//! close itself) and what `settle` did with each: the file it wrote, the clearing
-//! office's decision (and when it came), the upload tries. Batch files are `batch-<sam_id>-<close_seq>.json`, the batch of spec
-//! section 6 as `purse::settlement::Batch` serializes it.
+//! The batches the engine closed (table `batches`, one row per SAM and close, written with
+//! the close itself) and what `settle` did with each: the file it wrote, the clearing
+//! office's decision (and when it came), the upload tries. Batch files are
+//! `batch-<sam_id>-<close_seq>.json`, the batch of spec section 6 as
+//! `purse::settlement::Batch` serializes it.
 
 use purse::settlement::Batch;
 use rusqlite::{params, Connection, Transaction};
@@ -11,6 +12,8 @@ use crate::store::Op;
 /// A closed batch as stored.
 #[derive(Clone, Debug)]
 pub struct BatchRow {
+    /// The SAM that closed it (hex).
+    pub sam_id: String,
     pub close_seq: u32,
     pub created_at: i64,
     pub body: String,
@@ -26,46 +29,54 @@ pub struct BatchRow {
     pub last_error: Option<String>,
 }
 
+/// Every batch, each SAM's in close_seq order.
 pub fn list(conn: &Connection) -> rusqlite::Result<Vec<BatchRow>> {
     let mut st = conn.prepare(
-        "SELECT close_seq, created_at, body, file, posted_at, decision, answer, attempts, \
-         last_error FROM batches ORDER BY close_seq",
+        "SELECT sam_id, close_seq, created_at, body, file, posted_at, decision, answer, \
+         attempts, last_error FROM batches ORDER BY sam_id, close_seq",
     )?;
     let rows = st.query_map([], |r| {
         Ok(BatchRow {
-            close_seq: r.get(0)?,
-            created_at: r.get(1)?,
-            body: r.get(2)?,
-            file: r.get(3)?,
-            posted_at: r.get(4)?,
-            decision: r.get(5)?,
-            answer: r.get(6)?,
-            attempts: r.get(7)?,
-            last_error: r.get(8)?,
+            sam_id: r.get(0)?,
+            close_seq: r.get(1)?,
+            created_at: r.get(2)?,
+            body: r.get(3)?,
+            file: r.get(4)?,
+            posted_at: r.get(5)?,
+            decision: r.get(6)?,
+            answer: r.get(7)?,
+            attempts: r.get(8)?,
+            last_error: r.get(9)?,
         })
     })?;
     rows.collect()
 }
 
 /// Records the office's decision: the batch is delivered.
-pub fn set_decision(close_seq: u32, at: i64, decision: &'static str, answer: String) -> Op {
+pub fn set_decision(
+    sam_id: String,
+    close_seq: u32,
+    at: i64,
+    decision: &'static str,
+    answer: String,
+) -> Op {
     Box::new(move |tx: &Transaction<'_>| {
         tx.execute(
             "UPDATE batches SET posted_at = ?2, decision = ?3, answer = ?4, \
-             attempts = attempts + 1, last_error = NULL WHERE close_seq = ?1",
-            params![close_seq, at, decision, answer],
+             attempts = attempts + 1, last_error = NULL WHERE close_seq = ?1 AND sam_id = ?5",
+            params![close_seq, at, decision, answer, sam_id],
         )?;
         Ok(())
     })
 }
 
 /// Records a try that brought no decision: the batch stays not delivered.
-pub fn set_failed_try(close_seq: u32, error: String) -> Op {
+pub fn set_failed_try(sam_id: String, close_seq: u32, error: String) -> Op {
     Box::new(move |tx: &Transaction<'_>| {
         tx.execute(
             "UPDATE batches SET attempts = attempts + 1, last_error = ?2 \
-             WHERE close_seq = ?1 AND posted_at IS NULL",
-            params![close_seq, error],
+             WHERE close_seq = ?1 AND sam_id = ?3 AND posted_at IS NULL",
+            params![close_seq, error, sam_id],
         )?;
         Ok(())
     })
@@ -73,29 +84,30 @@ pub fn set_failed_try(close_seq: u32, error: String) -> Op {
 
 /// Replaces a rejected batch by its correction (same close_seq): the new body goes out
 /// as not yet sent; the rejection, the excluded SAM_TxSeqs and the old body are kept.
-pub fn correct(close_seq: u32, at: i64, body: String, excluded: String) -> Op {
+pub fn correct(sam_id: String, close_seq: u32, at: i64, body: String, excluded: String) -> Op {
     Box::new(move |tx: &Transaction<'_>| {
         tx.execute(
-            "INSERT INTO batch_corrections (close_seq, corrected_at, rejected, excluded, old_body) \
-             SELECT close_seq, ?2, COALESCE(answer, ''), ?3, body FROM batches \
-             WHERE close_seq = ?1 AND decision = 'rejected'",
-            params![close_seq, at, excluded],
+            "INSERT INTO batch_corrections \
+             (sam_id, close_seq, corrected_at, rejected, excluded, old_body) \
+             SELECT sam_id, close_seq, ?2, COALESCE(answer, ''), ?3, body FROM batches \
+             WHERE close_seq = ?1 AND sam_id = ?4 AND decision = 'rejected'",
+            params![close_seq, at, excluded, sam_id],
         )?;
         tx.execute(
             "UPDATE batches SET body = ?2, file = NULL, posted_at = NULL, decision = NULL, \
              answer = NULL, attempts = 0, last_error = NULL \
-             WHERE close_seq = ?1 AND decision = 'rejected'",
-            params![close_seq, body],
+             WHERE close_seq = ?1 AND sam_id = ?3 AND decision = 'rejected'",
+            params![close_seq, body, sam_id],
         )?;
         Ok(())
     })
 }
 
-pub fn set_file(close_seq: u32, file: String) -> Op {
+pub fn set_file(sam_id: String, close_seq: u32, file: String) -> Op {
     Box::new(move |tx: &Transaction<'_>| {
         tx.execute(
-            "UPDATE batches SET file = ?2 WHERE close_seq = ?1",
-            params![close_seq, file],
+            "UPDATE batches SET file = ?2 WHERE close_seq = ?1 AND sam_id = ?3",
+            params![close_seq, file, sam_id],
         )?;
         Ok(())
     })

@@ -10,6 +10,7 @@ use crate::engine::Engine;
 /// A corrected batch: the SAM_TxSeqs left out.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Corrected {
+    pub sam_id: String,
     pub close_seq: u32,
     pub excluded: Vec<u32>,
 }
@@ -18,9 +19,9 @@ impl Corrected {
     /// The operator's line.
     pub fn line(&self) -> String {
         format!(
-            "corrected batch {}: closed again without SAM_TxSeq {:?} (their payments failed: \
-             clearing_refused)",
-            self.close_seq, self.excluded
+            "corrected batch {} of SAM {}: closed again without SAM_TxSeq {:?} (their \
+             payments failed: clearing_refused)",
+            self.close_seq, self.sam_id, self.excluded
         )
     }
 }
@@ -46,16 +47,29 @@ impl Settler {
     /// same close_seq without the records the office refused (every problem must name a
     /// record), whose payments end `failed` with `clearing_refused`; the new batch
     /// replaces the rejected one as not yet sent (the next upload sends it).
-    pub async fn correct(&self, engine: &Engine, close_seq: u32) -> Result<Corrected, SettleError> {
+    /// With several SAMs, `sam_id` names the one whose batch it is (it may be left out
+    /// when only one SAM has a batch `close_seq`).
+    pub async fn correct(
+        &self,
+        engine: &Engine,
+        sam_id: Option<&str>,
+        close_seq: u32,
+    ) -> Result<Corrected, SettleError> {
         let rows = engine.store().read(batches::list).await?;
         let not = |why: &str| SettleError::NotCorrectable {
             close_seq,
             why: why.to_string(),
         };
-        let row = rows
+        let mut found = rows
             .iter()
-            .find(|r| r.close_seq == close_seq)
-            .ok_or_else(|| not("no such batch"))?;
+            .filter(|r| r.close_seq == close_seq && sam_id.is_none_or(|s| r.sam_id == s));
+        let row = found.next().ok_or_else(|| not("no such batch"))?;
+        if found.next().is_some() {
+            return Err(not(
+                "several SAMs have a batch of this close_seq: name one (--sam <SAM_ID>)",
+            ));
+        }
+        let sam_id = row.sam_id.as_str();
         if row.decision.as_deref() != Some("rejected") {
             return Err(not("the clearing office has not rejected it"));
         }
@@ -75,11 +89,15 @@ impl Settler {
         })?;
         let path = self.outbox.join(batches::file_name(&batch));
         let rows = engine.store().read(batches::list).await?;
-        if let Some(row) = rows.iter().find(|r| r.close_seq == close_seq) {
+        if let Some(row) = rows
+            .iter()
+            .find(|r| r.sam_id == sam_id && r.close_seq == close_seq)
+        {
             let (_, bytes) = load(row)?;
             self.ensure_file(engine.store(), row, &bytes, &path).await?;
         }
         Ok(Corrected {
+            sam_id: sam_id.to_string(),
             close_seq,
             excluded,
         })
@@ -90,9 +108,10 @@ impl Settler {
     pub async fn correct_and_run(
         &self,
         engine: &Engine,
+        sam_id: Option<&str>,
         close_seq: u32,
     ) -> Result<Correction, SettleError> {
-        let corrected = self.correct(engine, close_seq).await?;
+        let corrected = self.correct(engine, sam_id, close_seq).await?;
         let report = self.run(engine, false).await?;
         Ok(Correction { corrected, report })
     }

@@ -1,6 +1,6 @@
-//! Daily settlement (`shop-plugin settle`): close the open period into a batch, write
-//! the batch file atomically to the outbox directory, and upload it to the clearing
-//! office when one is configured, recording the office's decision per batch.
+//! Daily settlement (`shop-plugin settle`): close the open period of every SAM into its
+//! batch, write the batch files atomically to the outbox directory, and upload them to
+//! the clearing office when one is configured, recording the office's decision per batch.
 //!
 //! The rule that makes re-running safe: a period is a UTC day. A run closes a period
 //! only when no batch was closed yet on the current UTC day (or with `force`); every run
@@ -10,8 +10,8 @@
 //! and upload the next run completes. A day without a run is not skipped: the next close
 //! takes everything completed since the last one (close_seq has no gaps).
 //!
-//! Uploads go in close_seq order and stop at the first batch without an acceptance: the
-//! office takes close_seq n + 1 only after n, and a rejected close_seq must be corrected
+//! Each SAM's uploads go in close_seq order and stop at the first batch without an
+//! acceptance (another SAM's go on): the office takes a SAM's close_seq n + 1 only after n, and a rejected close_seq must be corrected
 //! (see [`Settler::correct`]) before anything after it can be accepted. A try that brings
 //! no decision is tried again within the run (bounded, the delay doubling) and on every
 //! later run.
@@ -54,8 +54,12 @@ pub enum SettleError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("stored batch {close_seq} is not a valid batch: {message}")]
-    Corrupt { close_seq: u32, message: String },
+    #[error("stored batch {close_seq} of SAM {sam_id} is not a valid batch: {message}")]
+    Corrupt {
+        sam_id: String,
+        close_seq: u32,
+        message: String,
+    },
     #[error("batch {close_seq} cannot be corrected: {why}")]
     NotCorrectable { close_seq: u32, why: String },
 }
@@ -70,9 +74,23 @@ pub struct Settler {
     pub auto_correct: bool,
 }
 
-/// The batch a run closed.
+/// A batch: the SAM that closed it and its close_seq.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchId {
+    pub sam_id: String,
+    pub close_seq: u32,
+}
+
+impl std::fmt::Display for BatchId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} of SAM {}", self.close_seq, self.sam_id)
+    }
+}
+
+/// A batch a run closed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Closed {
+    pub sam_id: String,
     pub close_seq: u32,
     pub count: u32,
     pub sum: u64,
@@ -83,25 +101,27 @@ pub struct Closed {
 /// What a run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
-    /// The batch closed by this run.
-    pub closed: Option<Closed>,
+    /// The batches closed by this run, one per SAM.
+    pub closed: Vec<Closed>,
     /// Why no period was closed.
     pub not_closed: Option<String>,
     /// Files of earlier batches that were missing and are written again.
     pub rewritten: Vec<String>,
     /// Batches the clearing office accepted in this run.
-    pub posted: Vec<u32>,
+    pub posted: Vec<BatchId>,
     /// Batches the clearing office rejected (in this run, or earlier and not corrected).
     pub rejected: Vec<Rejected>,
     /// Batches corrected in this run (closed again without the refused records).
     pub corrected: Vec<Corrected>,
-    /// Why the upload stopped (the batch and every later one wait for the next run).
+    /// Why an upload stopped (the batch and every later one of its SAM wait for the
+    /// next run).
     pub post_error: Option<String>,
 }
 
 /// A rejected batch and the office's problems, one line each.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejected {
+    pub sam_id: String,
     pub close_seq: u32,
     pub why: Vec<String>,
 }
@@ -115,10 +135,11 @@ impl Report {
     /// The report for the operator, one line each.
     pub fn lines(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if let Some(c) = &self.closed {
+        for c in &self.closed {
             out.push(format!(
-                "closed period {}: {} transaction(s), sum {} (minor units), {} unresolved -> {}",
-                c.close_seq, c.count, c.sum, c.unresolved, c.file
+                "closed period {} of SAM {}: {} transaction(s), sum {} (minor units), {} \
+                 unresolved -> {}",
+                c.close_seq, c.sam_id, c.count, c.sum, c.unresolved, c.file
             ));
         }
         if let Some(why) = &self.not_closed {
@@ -133,9 +154,9 @@ impl Report {
         }
         for r in &self.rejected {
             out.push(format!(
-                "the clearing office rejected batch {} (`shop-plugin batches correct {}` \
-                 leaves the refused records out):",
-                r.close_seq, r.close_seq
+                "the clearing office rejected batch {} of SAM {} (`shop-plugin batches correct \
+                 {} --sam {}` leaves the refused records out):",
+                r.close_seq, r.sam_id, r.close_seq, r.sam_id
             ));
             out.extend(r.why.iter().map(|w| format!("  {w}")));
         }
@@ -162,6 +183,7 @@ fn stored_decision(row: &BatchRow) -> Option<office::Decision> {
 /// A stored batch and the bytes of its file.
 fn load(row: &BatchRow) -> Result<(Batch, Vec<u8>), SettleError> {
     let corrupt = |e: serde_json::Error| SettleError::Corrupt {
+        sam_id: row.sam_id.clone(),
         close_seq: row.close_seq,
         message: e.to_string(),
     };
@@ -185,28 +207,31 @@ impl Settler {
         let mut rows = store.read(batches::list).await?;
         let now = engine.now();
         let mut report = Report::default();
-        match rows.last() {
+        match rows.iter().max_by_key(|r| r.created_at) {
             Some(last) if !force && utc_day(last.created_at) >= utc_day(now) => {
                 report.not_closed = Some(format!(
-                    "period {} was closed at {}, and one period closes per UTC day \
+                    "period {} of SAM {} was closed at {}, and one period closes per UTC day \
                      (--force closes another)",
                     last.close_seq,
+                    last.sam_id,
                     rfc3339(u64::try_from(last.created_at).unwrap_or(0))
                 ));
             }
             _ => {
-                let batch = engine.close_period().await.map_err(SettleError::Close)?;
-                report.closed = Some(Closed {
-                    close_seq: batch.close_seq.0,
-                    count: batch.totals.count,
-                    sum: batch.totals.sum.0,
-                    unresolved: batch.unresolved.len(),
-                    file: self
-                        .outbox
-                        .join(batches::file_name(&batch))
-                        .display()
-                        .to_string(),
-                });
+                for batch in engine.close_period().await.map_err(SettleError::Close)? {
+                    report.closed.push(Closed {
+                        sam_id: batch.sam_id.to_hex(),
+                        close_seq: batch.close_seq.0,
+                        count: batch.totals.count,
+                        sum: batch.totals.sum.0,
+                        unresolved: batch.unresolved.len(),
+                        file: self
+                            .outbox
+                            .join(batches::file_name(&batch))
+                            .display()
+                            .to_string(),
+                    });
+                }
                 rows = store.read(batches::list).await?;
             }
         }
@@ -217,31 +242,38 @@ impl Settler {
         for row in &rows {
             let (batch, bytes) = load(row)?;
             let path = self.outbox.join(batches::file_name(&batch));
-            if self.ensure_file(&store, row, &bytes, &path).await?
-                && report.closed.as_ref().map(|c| c.close_seq) != Some(row.close_seq)
-            {
+            let just_closed = report
+                .closed
+                .iter()
+                .any(|c| c.sam_id == row.sam_id && c.close_seq == row.close_seq);
+            if self.ensure_file(&store, row, &bytes, &path).await? && !just_closed {
                 report.rewritten.push(path.display().to_string());
             }
         }
         if let Some(link) = &self.office {
-            self.upload(engine, link, &mut report).await?;
+            let mut sams: Vec<String> = rows.iter().map(|r| r.sam_id.clone()).collect();
+            sams.dedup();
+            for sam in sams {
+                self.upload(engine, link, &sam, &mut report).await?;
+            }
         }
         Ok(report)
     }
 
-    /// Uploads every batch not yet delivered, in order, stopping at the first one
-    /// without an acceptance (see the module's rule).
+    /// Uploads every batch of SAM `sam` not yet delivered, in order, stopping at the
+    /// first one without an acceptance (see the module's rule).
     async fn upload(
         &self,
         engine: &Engine,
         link: &OfficeLink,
+        sam: &str,
         report: &mut Report,
     ) -> Result<(), SettleError> {
         let store = engine.store().clone();
         let mut corrected_now = false;
         'rows: loop {
             let rows = store.read(batches::list).await?;
-            for row in &rows {
+            for row in rows.iter().filter(|r| r.sam_id == sam) {
                 match (row.posted_at, row.decision.as_deref()) {
                     // Accepted, or posted before decisions were recorded.
                     (Some(_), Some("accepted") | None) => continue,
@@ -250,9 +282,10 @@ impl Settler {
                         let why = decision.as_ref().map(|d| d.why()).unwrap_or_default();
                         match decision.and_then(|d| d.refused_records()) {
                             Some(_) if self.auto_correct && !corrected_now => {
-                                report
-                                    .corrected
-                                    .push(self.correct(engine, row.close_seq).await?);
+                                report.corrected.push(
+                                    self.correct(engine, Some(&row.sam_id), row.close_seq)
+                                        .await?,
+                                );
                                 // Once per run: a correction rejected again waits for
                                 // the operator.
                                 corrected_now = true;
@@ -260,6 +293,7 @@ impl Settler {
                             }
                             _ => {
                                 report.rejected.push(Rejected {
+                                    sam_id: row.sam_id.clone(),
                                     close_seq: row.close_seq,
                                     why,
                                 });
@@ -292,7 +326,11 @@ impl Settler {
                                 delay
                             );
                             store
-                                .commit(vec![batches::set_failed_try(row.close_seq, e)])
+                                .commit(vec![batches::set_failed_try(
+                                    row.sam_id.clone(),
+                                    row.close_seq,
+                                    e,
+                                )])
                                 .await?;
                             tokio::time::sleep(delay).await;
                             delay = delay.saturating_mul(2);
@@ -307,6 +345,7 @@ impl Settler {
                         tracing::info!("batch {}: {word} by the clearing office", row.close_seq);
                         store
                             .commit(vec![batches::set_decision(
+                                row.sam_id.clone(),
                                 row.close_seq,
                                 engine.now(),
                                 word,
@@ -314,7 +353,10 @@ impl Settler {
                             )])
                             .await?;
                         if accepted {
-                            report.posted.push(row.close_seq);
+                            report.posted.push(BatchId {
+                                sam_id: row.sam_id.clone(),
+                                close_seq: row.close_seq,
+                            });
                         } else {
                             // Decide again on the stored row: correction or stop.
                             continue 'rows;
@@ -322,9 +364,17 @@ impl Settler {
                     }
                     Outcome::Retry(e) | Outcome::Refused(e) => {
                         store
-                            .commit(vec![batches::set_failed_try(row.close_seq, e.clone())])
+                            .commit(vec![batches::set_failed_try(
+                                row.sam_id.clone(),
+                                row.close_seq,
+                                e.clone(),
+                            )])
                             .await?;
-                        report.post_error = Some(format!("batch {}: {e}", row.close_seq));
+                        let line = format!("batch {} of SAM {}: {e}", row.close_seq, row.sam_id);
+                        report.post_error = Some(match report.post_error.take() {
+                            Some(earlier) => format!("{earlier}; {line}"),
+                            None => line,
+                        });
                         return Ok(());
                     }
                 }
@@ -361,7 +411,11 @@ impl Settler {
         let shown = path.display().to_string();
         if row.file.as_deref() != Some(shown.as_str()) {
             store
-                .commit(vec![batches::set_file(row.close_seq, shown)])
+                .commit(vec![batches::set_file(
+                    row.sam_id.clone(),
+                    row.close_seq,
+                    shown,
+                )])
                 .await?;
         }
         Ok(written)

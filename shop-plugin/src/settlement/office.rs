@@ -17,8 +17,8 @@ use crate::outbound::Outbound;
 pub struct OfficeLink {
     /// The office's base URL (no final `/`).
     pub url: String,
-    /// The SAM's upload credential (`<sam_id>.<64 hex>`), never logged.
-    pub credential: Zeroizing<String>,
+    /// Each SAM's upload credential (`<sam_id>.<64 hex>`), never logged.
+    pub credentials: Vec<Zeroizing<String>>,
     /// Tries per batch and run, and the first delay between them (doubling).
     pub attempts: u32,
     pub first_delay: Duration,
@@ -114,10 +114,14 @@ impl OfficeLink {
         body: Bytes,
     ) -> Outcome {
         let url = format!("{}/v1/batches", self.url);
-        let auth = [(
-            "authorization",
-            format!("Bearer {}", self.credential.as_str()),
-        )];
+        let prefix = format!("{sam_id}.");
+        let Some(credential) = self.credentials.iter().find(|c| c.starts_with(&prefix)) else {
+            return Outcome::Refused(format!(
+                "no upload credential for SAM {sam_id} (the clearing office issues one when it \
+                 registers the SAM; add it to settlement.clearing_credential_file)"
+            ));
+        };
+        let auth = [("authorization", format!("Bearer {}", credential.as_str()))];
         let answer = match client.exchange(Method::POST, &url, Some(body), &auth).await {
             Ok(a) => a,
             Err(e) if e.permanent => return Outcome::Refused(e.message),

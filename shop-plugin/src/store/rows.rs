@@ -2,7 +2,7 @@
 //! events, idempotency records, settlement batches and the last good hotlist. Writes are [`Op`]s for the group
 //! commit; reads take a connection.
 
-use purse::CloseSeq;
+use purse::{CloseSeq, SamId};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::Op;
@@ -84,16 +84,15 @@ fn put_checked(p: &Payment, allowed: impl Fn(Status, Status) -> bool + Send + 's
         }
         execute(
             tx,
-            "INSERT INTO payments (id, status, currency, amount, order_ref, sam_tx_seq, created_at, updated_at, data)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT(id) DO UPDATE SET status = ?2, sam_tx_seq = ?6, updated_at = ?8, data = ?9",
+            "INSERT INTO payments (id, status, currency, amount, order_ref, created_at, updated_at, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT(id) DO UPDATE SET status = ?2, updated_at = ?7, data = ?8",
             params![
                 p.id,
                 p.status.as_str(),
                 p.currency.numeric(),
                 p.order.unit_amount.0,
                 p.order_ref,
-                p.sam_tx_seq.map(|s| s.0),
                 p.created_at,
                 p.updated_at,
                 data
@@ -289,12 +288,12 @@ pub fn put_idempotent(key: String, rec: Idempotent, at: i64) -> Op {
     })
 }
 
-pub fn insert_batch(close_seq: CloseSeq, created_at: i64, body: String) -> Op {
+pub fn insert_batch(sam_id: SamId, close_seq: CloseSeq, created_at: i64, body: String) -> Op {
     Box::new(move |tx: &Transaction<'_>| {
         execute(
             tx,
-            "INSERT INTO batches (close_seq, created_at, body) VALUES (?1, ?2, ?3)",
-            params![close_seq.0, created_at, body],
+            "INSERT INTO batches (sam_id, close_seq, created_at, body) VALUES (?1, ?2, ?3, ?4)",
+            params![sam_id.to_hex(), close_seq.0, created_at, body],
         )?;
         Ok(())
     })

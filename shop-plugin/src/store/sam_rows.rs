@@ -187,10 +187,10 @@ pub fn payments_of(
     Ok(ids)
 }
 
-/// Whether the batch of `close_seq` is stored.
-pub fn has_batch(conn: &Connection, close_seq: CloseSeq) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT 1 FROM batches WHERE close_seq = ?1")?
-        .query_row([close_seq.0], |_| Ok(()))
+/// Whether SAM `sam_id`'s batch of `close_seq` is stored.
+pub fn has_batch(conn: &Connection, sam_id: SamId, close_seq: CloseSeq) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM batches WHERE sam_id = ?1 AND close_seq = ?2")?
+        .query_row(params![sam_id.to_hex(), close_seq.0], |_| Ok(()))
         .optional()
         .map(|r| r.is_some())
 }

@@ -127,6 +127,53 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX sam_record_period ON sam_record(sam_id, period, sam_tx_seq);
     "#,
+    // 6: several SAMs (a pool): each SAM closes its own periods, so a batch is known by
+    // its SAM and close_seq (older rows take the SAM their body names), and SAM_TxSeq is
+    // unique per SAM only (`sam_payment` and `sam_record` hold it with the SAM); the
+    // legacy in-memory SAM's table goes.
+    r#"
+    CREATE TABLE payments_by_sam (
+        id          TEXT PRIMARY KEY,
+        status      TEXT NOT NULL,
+        currency    INTEGER NOT NULL,
+        amount      INTEGER NOT NULL,
+        order_ref   TEXT,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        data        TEXT NOT NULL
+    ) STRICT;
+    INSERT INTO payments_by_sam (id, status, currency, amount, order_ref, created_at,
+                                 updated_at, data)
+        SELECT id, status, currency, amount, order_ref, created_at, updated_at, data
+        FROM payments;
+    DROP TABLE payments;
+    ALTER TABLE payments_by_sam RENAME TO payments;
+    CREATE INDEX payments_created ON payments(created_at, id);
+    CREATE INDEX payments_status ON payments(status, created_at);
+    CREATE TABLE batches_by_sam (
+        sam_id     TEXT NOT NULL,
+        close_seq  INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        body       TEXT NOT NULL,
+        file       TEXT,
+        posted_at  INTEGER,
+        decision   TEXT,
+        answer     TEXT,
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        PRIMARY KEY (sam_id, close_seq)
+    ) STRICT;
+    INSERT INTO batches_by_sam (sam_id, close_seq, created_at, body, file, posted_at,
+                                decision, answer, attempts, last_error)
+        SELECT json_extract(body, '$.sam_id'), close_seq, created_at, body, file, posted_at,
+               decision, answer, attempts, last_error FROM batches;
+    DROP TABLE batches;
+    ALTER TABLE batches_by_sam RENAME TO batches;
+    ALTER TABLE batch_corrections ADD COLUMN sam_id TEXT;
+    UPDATE batch_corrections SET sam_id = json_extract(old_body, '$.sam_id');
+    DROP TABLE sam_tx;
+    DELETE FROM meta WHERE key IN ('next_tx_seq', 'last_close_seq');
+    "#,
 ];
 
 /// Brings the database to the newest schema, each migration in its own transaction.
@@ -145,4 +192,54 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database of migration 5 (one SAM) keeps its batches and payments through 6:
+    /// each batch takes the SAM its body names.
+    #[test]
+    fn migration_6_keys_batches_by_their_sam() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        for sql in &MIGRATIONS[..5] {
+            conn.execute_batch(sql).expect("old migration");
+        }
+        conn.pragma_update(None, "user_version", 5)
+            .expect("version");
+        conn.execute_batch(
+            r#"INSERT INTO batches (close_seq, created_at, body, decision)
+                 VALUES (1, 10, '{"sam_id":"5a00000000000007","close_seq":1}', 'accepted');
+               INSERT INTO batch_corrections (close_seq, corrected_at, rejected, excluded, old_body)
+                 VALUES (1, 11, '{}', '[2]', '{"sam_id":"5a00000000000007"}');
+               INSERT INTO payments (id, status, currency, amount, sam_tx_seq, created_at,
+                                     updated_at, data)
+                 VALUES ('pay_1', 'succeeded', 978, 100, 1, 10, 10, '{}');"#,
+        )
+        .expect("old rows");
+        migrate(&mut conn).expect("migrate");
+        let batch: (String, u32, String) = conn
+            .query_row("SELECT sam_id, close_seq, decision FROM batches", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .expect("batch");
+        assert_eq!(batch, ("5a00000000000007".into(), 1, "accepted".into()));
+        let corrected: String = conn
+            .query_row("SELECT sam_id FROM batch_corrections", [], |r| r.get(0))
+            .expect("correction");
+        assert_eq!(corrected, "5a00000000000007");
+        let payment: String = conn
+            .query_row("SELECT status FROM payments WHERE id = 'pay_1'", [], |r| {
+                r.get(0)
+            })
+            .expect("payment");
+        assert_eq!(payment, "succeeded");
+        // Two SAMs' batches of the same close_seq now fit.
+        conn.execute(
+            "INSERT INTO batches (sam_id, close_seq, created_at, body) VALUES ('5a00000000000008', 1, 12, '{}')",
+            [],
+        )
+        .expect("a second SAM's batch 1");
+    }
 }

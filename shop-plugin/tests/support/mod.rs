@@ -25,7 +25,7 @@ use purse::keys::{IssuerKeys, MasterKeys, SamKeys};
 use purse::sam_applet::SamState;
 use purse::{Amount, CardId, Currency, Key, KeyVersion, Rnd, SamId};
 use serde_json::Value;
-use shop_plugin::engine::{sha256_hex, Clock, Engine, Settings};
+use shop_plugin::engine::{sha256_hex, Clock, Engine, Pool, Settings};
 use shop_plugin::http::{self, App};
 use shop_plugin::sam::in_process::InProcessSam;
 use shop_plugin::sam::SecurityModule;
@@ -175,21 +175,21 @@ impl Plugin {
 
     async fn start_in_with_sam(dir: PathBuf, limits: http::Limits, sam: SamKeys) -> Plugin {
         let module = in_process_sam(&dir, sam);
-        Plugin::start_on(dir, module, limits).await
+        Plugin::start_on(dir, vec![module], limits).await
     }
 
-    /// A plugin over the database in `dir` driving `sam` (a SAM card in its reader, or
-    /// the applet in process).
+    /// A plugin over the database in `dir` driving `sams` (SAM cards in their readers,
+    /// or the applet in process).
     pub async fn start_on(
         dir: PathBuf,
-        sam: Box<dyn SecurityModule>,
+        sams: Vec<Box<dyn SecurityModule>>,
         limits: http::Limits,
     ) -> Plugin {
         let store = Store::open(&dir.join("plugin.db")).expect("store");
         let clock = Arc::new(TestClock(AtomicI64::new(T0)));
         let engine = Engine::open(
             store,
-            sam,
+            Pool::new(sams).expect("a pool of SAMs"),
             clock.clone(),
             Settings {
                 secret_ttl_secs: 1800,
@@ -216,6 +216,17 @@ impl Plugin {
 
     pub fn set_time(&self, t: i64) {
         self.clock.0.store(t, Ordering::SeqCst);
+    }
+
+    /// Closes the period of the plugin's one SAM: its batch.
+    pub async fn close(&self) -> purse::settlement::Batch {
+        self.app
+            .engine
+            .close_period()
+            .await
+            .expect("close")
+            .pop()
+            .expect("the one SAM's batch")
     }
 }
 

@@ -266,7 +266,7 @@ pub fn settler(p: &Plugin, url: &str, credential: &str) -> Settler {
         outbox: p.dir.join("outbox"),
         office: Some(OfficeLink {
             url: url.to_string(),
-            credential: credential.to_string().into(),
+            credentials: vec![credential.to_string().into()],
             attempts: 2,
             first_delay: Duration::from_millis(20),
         }),
@@ -420,4 +420,9 @@ pub fn forged_card(id: u8) -> TestCard {
             }),
         ),
     }
+}
+
+/// The close_seqs of a report's batches (the tests' plugins have one SAM).
+pub fn closes(ids: &[shop_plugin::settlement::BatchId]) -> Vec<u32> {
+    ids.iter().map(|b| b.close_seq).collect()
 }

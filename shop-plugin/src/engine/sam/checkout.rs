@@ -5,7 +5,7 @@
 use purse::commands::{DebitResponse, InitializeResponse};
 use purse::{Amount, DateTime, KeyVersion, Units};
 
-use super::{sam_error, CardSam};
+use super::sam_error;
 use crate::engine::{ApiError, Engine};
 use crate::payment::{Failure, Payment, Status};
 use crate::sam::{Outcome, SamError, StopHow};
@@ -73,7 +73,6 @@ impl Engine {
     /// writes are queued (S2 leaves only once they are durable).
     pub(crate) fn card_authorize(
         &self,
-        card: &CardSam,
         p: &mut Payment,
         kv: u8,
         answer: &str,
@@ -91,8 +90,10 @@ impl Engine {
         }
         let init = InitializeResponse::parse(data).map_err(|_| invalid_answer())?;
         let mut slot = self.load_slot(&p.id)?;
+        let card = self.sam_of(slot.sam_id)?;
         let mut sam = card.lock();
-        let auth = match sam.authorize(KeyVersion(kv), DateTime(now as u32), data, &slot.ctx) {
+        let auth = card.noted(sam.authorize(KeyVersion(kv), DateTime(now as u32), data, &slot.ctx));
+        let auth = match auth {
             Ok(a) => a,
             Err(SamError::Status(sw)) if sw.0 == 0x6985 || sw.0 == 0x6A83 => {
                 // This begin context was used or has expired: the next try begins anew.
@@ -163,7 +164,6 @@ impl Engine {
     /// COMPLETE the DEBIT or TICK in flight with the card's answer.
     pub(crate) fn card_complete(
         &self,
-        card: &CardSam,
         p: &mut Payment,
         answer: &super::super::checkout::Answer,
     ) -> Result<crate::store::Committed, ApiError> {
@@ -183,8 +183,9 @@ impl Engine {
         let bytes = hex::decode(hex_answer)
             .map_err(|_| ApiError::bad_request("invalid_apdu", "the card answer is not hex"))?;
         let mut slot = self.load_slot(&p.id)?;
+        let card = self.sam_of(slot.sam_id)?;
         let mut sam = card.lock();
-        let outcome = match sam.complete(&bytes, &slot.ctx) {
+        let outcome = match card.noted(sam.complete(&bytes, &slot.ctx)) {
             Ok(o) => o,
             Err(SamError::Status(sw)) if sw.0 == 0x6982 || sw.0 == 0x6A80 => return lost(p),
             Err(e) => return Err(sam_error(&e)),
@@ -246,13 +247,13 @@ impl Engine {
     /// TICK when the next unit is due: `None` when it is not due yet.
     pub(crate) fn card_tick(
         &self,
-        card: &CardSam,
         p: &mut Payment,
         now: i64,
     ) -> Result<Option<Submitted>, ApiError> {
         let mut slot = self.load_slot(&p.id)?;
+        let card = self.sam_of(slot.sam_id)?;
         let mut sam = card.lock();
-        match sam.tick(DateTime(now as u32), &slot.ctx) {
+        match card.noted(sam.tick(DateTime(now as u32), &slot.ctx)) {
             Ok(t) => {
                 slot.ctx = t.ctx;
                 p.pending_command = Some(card_command(0x56, &t.tick_data));
@@ -280,11 +281,12 @@ impl Engine {
     }
 
     /// STOP a running time-cycle at its confirmed units.
-    pub(crate) fn card_stop(&self, card: &CardSam, p: &mut Payment) -> Result<Submitted, ApiError> {
+    pub(crate) fn card_stop(&self, p: &mut Payment) -> Result<Submitted, ApiError> {
         let mut slot = self.load_slot(&p.id)?;
+        let card = self.sam_of(slot.sam_id)?;
         let mut sam = card.lock();
-        let o = sam
-            .stop(StopHow::Running, &slot.ctx)
+        let o = card
+            .noted(sam.stop(StopHow::Running, &slot.ctx))
             .map_err(|e| sam_error(&e))?;
         p.updated_at = self.now();
         let mut ops = Vec::new();

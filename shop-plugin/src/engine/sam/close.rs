@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use purse::settlement::{rfc3339, Batch, UnresolvedTx};
 use purse::{CloseSeq, SamTxSeq};
 
-use super::{sam_error, CardSam};
+use super::{blocking, sam_error, CardSam};
 use crate::engine::{ApiError, Engine};
 use crate::sam::{codec, Counted, SamError};
 use crate::store::sam_rows;
@@ -54,7 +54,7 @@ impl Engine {
             if p.status != crate::payment::Status::Running || p.pending_command.is_some() {
                 continue;
             }
-            let committed = self.card_stop(card, p)?;
+            let committed = blocking(|| self.card_stop(p))?;
             self.durable(committed).await?;
         }
         drop(guards);
@@ -72,34 +72,14 @@ impl Engine {
             self.durable(self.store.submit(Vec::new())).await?;
             let before = self.runs_started.load(Ordering::SeqCst);
             self.stop_running(card).await?;
-            let mut sam = card.lock();
-            if self.runs_started.load(Ordering::SeqCst) != before {
-                continue;
+            if let Some(begun) = blocking(|| self.close_begin(card, before))? {
+                break begun;
             }
-            let status = sam.status().map_err(|e| sam_error(&e))?;
-            let last = status.last_close_seq;
-            let unfinished = last.0 > 0
-                && !self
-                    .store
-                    .read_now(move |c| sam_rows::has_batch(c, last))
-                    .map_err(|_| ApiError::unavailable())?;
-            if unfinished {
-                break Err(last);
-            }
-            let close_seq = CloseSeq(last.0.saturating_add(1));
-            let begun = codec::close_begun(
-                &sam.send(codec::close_begin(false, close_seq))
-                    .map_err(|e| sam_error(&e))?,
-            )
-            .map_err(|e| sam_error(&e.into()))?;
-            break Ok(begun);
         };
         let (close_seq, signed, records) = match begun {
             Err(last) => {
                 let records = self.period_records(card, last).await?;
-                let (_, signed) = card
-                    .lock()
-                    .close(true, last, &records)
+                let (_, signed) = blocking(|| card.lock().close(true, last, &records))
                     .map_err(|e| sam_error(&e))?;
                 (last, signed, records)
             }
@@ -126,18 +106,19 @@ impl Engine {
                         "the database lacks records the security module counted in this period",
                     ));
                 }
-                let signed = {
+                let signed = blocking(|| {
                     let mut sam = card.lock();
                     let streamed = records
                         .chunks(codec::RECORDS_PER_APDU)
                         .try_for_each(|chunk| sam.send(codec::close_record(chunk)).map(|_| ()))
                         .and_then(|()| sam.send(codec::close_end()));
                     match streamed {
-                        Ok(s) => s,
+                        Ok(s) => Ok(s),
                         // The stream was lost (the SAM was reset): stream the period again.
-                        Err(_) => sam.close(true, seq, &records).map_err(|e| sam_error(&e))?.1,
+                        Err(_) => sam.close(true, seq, &records).map(|c| c.1),
                     }
-                };
+                })
+                .map_err(|e| sam_error(&e))?;
                 (seq, signed, records)
             }
         };
@@ -145,12 +126,47 @@ impl Engine {
         let mut batch = batch(card, &records, &signed, now).map_err(|e| sam_error(&e))?;
         batch.unresolved = self.unresolved(card).await?;
         let body = serde_json::to_string(&batch).map_err(|_| ApiError::unavailable())?;
-        let ops = vec![
-            crate::store::rows::set_meta("last_close_seq", i64::from(close_seq.0)),
-            crate::store::rows::insert_batch(close_seq, now, body),
-        ];
+        let ops = vec![crate::store::rows::insert_batch(
+            card.identity().sam_id,
+            close_seq,
+            now,
+            body,
+        )];
         self.durable(self.store.submit(ops)).await?;
         Ok(batch)
+    }
+
+    /// Under the SAM's lock: CLOSE BEGIN of the open period (`Ok`), or the SAM's last
+    /// closed period whose batch a crash kept from the database (`Err`, to stream again);
+    /// `None` when a time-cycle began running since `before` (stop it first).
+    #[allow(clippy::type_complexity)]
+    fn close_begin(
+        &self,
+        card: &CardSam,
+        before: u64,
+    ) -> Result<Option<Result<(CloseSeq, u32, u64), CloseSeq>>, ApiError> {
+        let sam_id = card.identity().sam_id;
+        let mut sam = card.lock();
+        if self.runs_started.load(Ordering::SeqCst) != before {
+            return Ok(None);
+        }
+        let status = card.noted(sam.status()).map_err(|e| sam_error(&e))?;
+        let last = status.last_close_seq;
+        let unfinished = last.0 > 0
+            && !self
+                .store
+                .read_now(move |c| sam_rows::has_batch(c, sam_id, last))
+                .map_err(|_| ApiError::unavailable())?;
+        if unfinished {
+            return Ok(Some(Err(last)));
+        }
+        let close_seq = CloseSeq(last.0.saturating_add(1));
+        let begun = codec::close_begun(
+            &sam.send(codec::close_begin(false, close_seq))
+                .map_err(|e| sam_error(&e))?,
+        )
+        .map_err(|e| sam_error(&e.into()))?;
+        Ok(Some(Ok(begun)))
     }
 
     /// The transactions with a card command in flight (informative in the batch: the
@@ -193,9 +209,7 @@ impl Engine {
                     .is_ok_and(|r| !excluded.contains(&r.sam_tx_seq))
             })
             .collect();
-        let (_, signed) = card
-            .lock()
-            .close(true, previous.close_seq, &records)
+        let (_, signed) = blocking(|| card.lock().close(true, previous.close_seq, &records))
             .map_err(|e| match e {
                 SamError::Status(_) => ApiError::conflict("not_correctable", e.to_string()),
                 e => sam_error(&e),

@@ -9,9 +9,10 @@ mod checkout;
 mod close;
 mod recovery;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use purse::{KeyVersion, Rnd};
+use purse::{KeyVersion, Rnd, SamId};
 use serde_json::json;
 
 pub use recovery::CardRun;
@@ -21,10 +22,12 @@ use crate::payment::Payment;
 use crate::sam::{Identity, SamError, SecurityModule};
 use crate::store::sam_rows::{self, SamSlot};
 
-/// The SAM the engine drives.
+/// One SAM the engine drives.
 pub struct CardSam {
     sam: Mutex<Box<dyn SecurityModule>>,
     id: Identity,
+    /// Whether its last command found it (a new payment tries the others first).
+    answering: AtomicBool,
 }
 
 impl CardSam {
@@ -33,6 +36,7 @@ impl CardSam {
         CardSam {
             sam: Mutex::new(sam),
             id,
+            answering: AtomicBool::new(true),
         }
     }
 
@@ -40,10 +44,37 @@ impl CardSam {
         self.id
     }
 
+    pub fn answering(&self) -> bool {
+        self.answering.load(Ordering::Relaxed)
+    }
+
+    /// Notes whether a command found the SAM.
+    pub(crate) fn noted<T>(&self, r: Result<T, SamError>) -> Result<T, SamError> {
+        let up = !matches!(r, Err(SamError::Unavailable(_)));
+        self.answering.store(up, Ordering::Relaxed);
+        r
+    }
+
+    /// Where it is (its reader), for logs and `doctor`.
+    pub fn describe(&self) -> String {
+        self.lock().describe()
+    }
+
     /// The SAM, for one command or a few that belong together. PC/SC calls are short
     /// (the SAM answers in well under a millisecond on vpcd).
     pub(crate) fn lock(&self) -> MutexGuard<'_, Box<dyn SecurityModule>> {
         self.sam.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Runs SAM commands (PC/SC round trips, and the SAM's own durable write: up to some
+/// milliseconds) on a multi-threaded runtime without holding up the other tasks of the
+/// worker thread; elsewhere (a single-threaded test runtime) simply runs them.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
@@ -87,53 +118,71 @@ fn rnd_of(init_data: &[u8]) -> Rnd {
 }
 
 impl Engine {
-    pub(crate) fn card(&self) -> &CardSam {
-        &self.card
+    /// The SAM of `sam_id` (the one a payment began on), or why it cannot be used.
+    pub(crate) fn sam_of(&self, sam_id: SamId) -> Result<&CardSam, ApiError> {
+        self.sams.get(sam_id).ok_or_else(|| {
+            tracing::warn!("SAM {} is not among this plugin's SAMs", sam_id.to_hex());
+            sam_error(&SamError::Unavailable(format!(
+                "SAM {} is not connected",
+                sam_id.to_hex()
+            )))
+        })
     }
 
-    /// BEGIN for `p` (a new payment, or another try after a refusal).
-    /// Returns the RND_S of its INITIALIZE and the slot to store.
+    /// BEGIN for `p` (a new payment, or another try after a refusal) on the next SAM
+    /// that answers. Returns the RND_S of its INITIALIZE and the slot to store.
     pub(crate) fn card_begin(
         &self,
-        card: &CardSam,
         payment_id: &str,
         order: &purse::sam::Order,
-    ) -> Result<(Rnd, SamSlot), ApiError> {
-        let begun = card
-            .lock()
-            .begin(order, card.id.currency)
-            .map_err(|e| match e {
-                SamError::Status(sw) if sw.0 == 0x6A80 || sw.0 == 0x6A86 => {
-                    ApiError::bad_request("invalid_order", "the security module refused this order")
+    ) -> Result<(SamId, Rnd, SamSlot), ApiError> {
+        let mut last = None;
+        for card in self.sams.candidates() {
+            let begun = card.noted(card.lock().begin(order, card.id.currency));
+            let begun = match begun {
+                Ok(b) => b,
+                Err(SamError::Status(sw)) if sw.0 == 0x6A80 || sw.0 == 0x6A86 => {
+                    return Err(ApiError::bad_request(
+                        "invalid_order",
+                        "the security module refused this order",
+                    ))
                 }
-                e => sam_error(&e),
-            })?;
-        let slot = SamSlot {
-            payment_id: payment_id.to_string(),
-            sam_id: card.id.sam_id,
-            sam_tx_seq: None,
-            card_id: None,
-            nt: None,
-            kv: None,
-            authorized_at: None,
-            ctx: begun.ctx,
-            open: false,
-        };
-        Ok((rnd_of(&begun.init_data), slot))
+                // Not reachable, blocked or full: the next SAM may take it.
+                Err(e) => {
+                    tracing::warn!("{}: {e}", card.describe());
+                    last = Some(e);
+                    continue;
+                }
+            };
+            let slot = SamSlot {
+                payment_id: payment_id.to_string(),
+                sam_id: card.id.sam_id,
+                sam_tx_seq: None,
+                card_id: None,
+                nt: None,
+                kv: None,
+                authorized_at: None,
+                ctx: begun.ctx,
+                open: false,
+            };
+            return Ok((card.id.sam_id, rnd_of(&begun.init_data), slot));
+        }
+        Err(sam_error(
+            &last.unwrap_or(SamError::Unavailable("no SAM".into())),
+        ))
     }
 
-    /// The INITIALIZE commands of a waiting payment.
-    pub(crate) fn card_initialize_commands(
-        &self,
-        card: &CardSam,
-        p: &Payment,
-    ) -> serde_json::Value {
+    /// The INITIALIZE commands of a waiting payment (for the SAM it began on).
+    pub(crate) fn card_initialize_commands(&self, p: &Payment) -> Option<serde_json::Value> {
+        let card = self.sams.get(p.sam_id?)?;
         let mut init = card.id.sam_id.0.to_vec();
         init.extend_from_slice(&p.rnd_s.0);
         init.extend_from_slice(&p.order.unit_amount.0.to_be_bytes());
         init.extend_from_slice(&p.order.max_units.0.to_be_bytes());
         let kv = card.id.key_version;
-        json!([{ "kv": kv.0, "apdu": hex::encode(initialize_apdu(p.order.mode.p1(), kv, &init)) }])
+        Some(
+            json!([{ "kv": kv.0, "apdu": hex::encode(initialize_apdu(p.order.mode.p1(), kv, &init)) }]),
+        )
     }
 
     pub(crate) fn load_slot(&self, id: &str) -> Result<SamSlot, ApiError> {

@@ -8,7 +8,7 @@ use purse::commands::{CardCommand, InitializeResponse};
 use purse::sam::Outcome as Decided;
 use purse::{CardId, KeyVersion, SamTxSeq};
 
-use super::{initialize_apdu, sam_error, CardSam};
+use super::{blocking, initialize_apdu, sam_error};
 use crate::engine::{ApiError, Engine};
 use crate::payment::{Failure, Payment};
 use crate::sam::Outcome;
@@ -32,31 +32,35 @@ pub(crate) struct CardStep {
 }
 
 impl Engine {
-    /// RECOVERY BEGIN for payment `payment_id`'s open transaction on `card_id`: the run
-    /// and the INITIALIZE (mode 00) for the card.
+    /// RECOVERY BEGIN for payment `payment_id`'s open transaction on `card_id`, on the
+    /// SAM it began on: the run and the INITIALIZE (mode 00) for the card.
     pub(crate) async fn card_start_recovery(
         &self,
-        card: &CardSam,
         payment_id: &str,
         card_id: CardId,
         kv: KeyVersion,
     ) -> Result<(CardRun, Vec<u8>), ApiError> {
-        let sam_id = card.identity().sam_id;
-        let slots = self
-            .store
-            .read(move |c| sam_rows::open_for_card(c, sam_id, card_id))
-            .await
-            .map_err(|_| ApiError::unavailable())?;
-        let Some(slot) = slots.into_iter().find(|s| s.payment_id == payment_id) else {
-            return Err(ApiError::new(
+        let nothing = || {
+            ApiError::new(
                 404,
                 "nothing_to_recover",
                 "this payment has no card transaction waiting for recovery here",
-            ));
+            )
         };
-        let begun = card
-            .lock()
-            .recovery_begin(&slot.ctx)
+        let id = payment_id.to_string();
+        let slot = self
+            .store
+            .read(move |c| sam_rows::load_slot(c, &id))
+            .await
+            .map_err(|_| ApiError::unavailable())?
+            .filter(|s| s.open && s.card_id == Some(card_id) && s.sam_tx_seq.is_some())
+            .ok_or_else(nothing)?;
+        // Only a card command in flight can have a lost answer to recover.
+        if self.load(payment_id).await?.pending_command.is_none() {
+            return Err(nothing());
+        }
+        let card = self.sam_of(slot.sam_id)?;
+        let begun = blocking(|| card.noted(card.lock().recovery_begin(&slot.ctx)))
             .map_err(|e| sam_error(&e))?;
         let command = initialize_apdu(0x00, kv, &begun.init_data);
         Ok((
@@ -74,7 +78,6 @@ impl Engine {
     /// submits them at once).
     pub(crate) fn card_recovery_step(
         &self,
-        card: &CardSam,
         run: &mut CardRun,
         answer: Option<&[u8]>,
         payments: &mut [Payment],
@@ -111,10 +114,10 @@ impl Engine {
             Some(_) => answer.map(<[u8]>::to_vec).unwrap_or_default(),
         };
         let init_resp = run.init_resp.clone().unwrap_or_default();
-        let sam = card.lock();
-        let mut sam = sam;
-        let outcome = sam
-            .recovery_end(&init_resp, &proof, &run.rec_ctx)
+        let card = self.sam_of(run.slot.sam_id)?;
+        let mut sam = card.lock();
+        let outcome = card
+            .noted(sam.recovery_end(&init_resp, &proof, &run.rec_ctx))
             .map_err(|e| sam_error(&e))?;
         let decided = match &outcome {
             Outcome::Completed(_) => Decided::Completed,
