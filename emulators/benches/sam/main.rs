@@ -37,7 +37,8 @@ struct Options {
     /// Seconds of each closed-loop and each open-loop run.
     secs: f64,
     /// The vpcd readers: `--ports P,Q` names scripts/bench-sam's entries (each gives
-    /// the slots P and P+1, readers "SAM bench vpcd P 00 00" and "... 00 01").
+    /// the slots P and P+1, readers "SAM bench vpcd P 00 00" and "... 00 01"), used in
+    /// the order P, Q, P+1, Q+1.
     slots: Vec<Slot>,
     /// Where the SAM card files go.
     dir: PathBuf,
@@ -56,16 +57,22 @@ fn options() -> Option<Options> {
             .and_then(|i| args.get(i + 1))
     };
     let slots = match value("--ports") {
-        Some(list) => list
-            .split(',')
-            .map(|p| p.parse::<u16>().expect("--ports: a list of port numbers"))
-            .flat_map(|port| {
-                (0..2u16).map(move |slot| Slot {
-                    port: port + slot,
-                    reader: Box::leak(format!("SAM bench vpcd {port} 00 {slot:02}").into()),
+        Some(list) => {
+            let ports: Vec<u16> = list
+                .split(',')
+                .map(|p| p.parse().expect("--ports: a list of port numbers"))
+                .collect();
+            // The first slot of every entry first: two SAMs then sit on two entries, as
+            // two readers would.
+            (0..2u16)
+                .flat_map(|slot| {
+                    ports.iter().map(move |port| Slot {
+                        port: port + slot,
+                        reader: Box::leak(format!("SAM bench vpcd {port} 00 {slot:02}").into()),
+                    })
                 })
-            })
-            .collect(),
+                .collect()
+        }
         None => vec![SLOT_0, SLOT_1],
     };
     let dir = value("--dir").map_or_else(|| std::env::temp_dir().join("sam-bench"), PathBuf::from);
