@@ -215,8 +215,35 @@ async fn kill_9_of_the_plugin_at_every_step_then_the_close_clears() {
     let refs: Vec<&TestCard> = cards.iter().collect();
     let succeeded = assert_money_conserved(&server, &refs).await;
     assert_eq!(succeeded, (6, 100 + 110 + 130 + 135 + 140 + 60));
+    // Every SAM_TxSeq was given once (a voided one and the gaps are allowed).
+    let all = payments(&server).await;
+    let mut seqs: Vec<u64> = all
+        .values()
+        .filter_map(|p| p["sam_tx_seq"].as_u64())
+        .collect();
+    let n = seqs.len();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), n, "a SAM_TxSeq given twice: {seqs:?}");
+
+    // 6. Killed during the close: the SAM froze the period (CLOSE BEGIN) and its answer
+    //    was lost, then the plugin died; after the restart settle closes that period.
+    rig.pull_sam(CLOSE, true);
+    let out = rig.try_settle().await;
+    assert!(!out.status.success(), "settle without its SAM: {out:?}");
+    rig.insert_sam();
+    server = crash(server, &rig);
     let batch = settle_and_clear(&rig, succeeded).await;
     assert_eq!(batch.close_seq.0, 1);
+    let recorded: Vec<u64> = batch
+        .transactions
+        .iter()
+        .map(|t| u64::from(t.sam_tx_seq.0))
+        .collect();
+    assert!(
+        recorded.windows(2).all(|w| w[0] < w[1]) && recorded.iter().all(|s| seqs.contains(s)),
+        "records {recorded:?} of payments {seqs:?}"
+    );
     // The SAM's own counters agree: the period it closed is the batch, the new one empty.
     assert_eq!(rig.sam_status("last_close_seq"), 1);
     assert_eq!(
