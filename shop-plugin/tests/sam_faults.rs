@@ -379,7 +379,8 @@ async fn the_sam_killed_or_pulled_at_every_step_delays_payments_and_loses_none()
         json!([{"payment": id, "outcome": "completed"}])
     );
 
-    // 4. A time-cycle: the SAM pulled before a TICK, and after the STOP.
+    // 4. A time-cycle: the SAM killed while it runs, pulled before a TICK, and after
+    //    the STOP.
     let card = &mut cards[6];
     let (id, sec, created) = server.create(&time_cycle(25, 4)).await;
     let debit = authorize_created(&server, card, &id, &sec, &created).await;
@@ -389,6 +390,21 @@ async fn the_sam_killed_or_pulled_at_every_step_delays_payments_and_loses_none()
         (200, &json!("running")),
         "{running}"
     );
+    // The SAM emulator killed while the time-cycle runs, respawned: the next unit ticks.
+    rig.kill_sam();
+    let (s, e) = server.tick_when_due(&id, &sec).await;
+    assert_sam_unavailable(s, &e);
+    rig.spawn_sam();
+    let (s, t) = once_back!(server.tick_when_due(&id, &sec));
+    assert_eq!(s, 200, "{t}");
+    let (s, ticked) = server
+        .answer(
+            &id,
+            &sec,
+            Some(&card.run(t["command"].as_str().expect("TICK"))),
+        )
+        .await;
+    assert_eq!((s, &ticked["status"]), (200, &json!("running")), "{ticked}");
     rig.pull_sam(TICK, false);
     let (s, e) = server.tick_when_due(&id, &sec).await;
     assert_sam_unavailable(s, &e);
@@ -407,11 +423,11 @@ async fn the_sam_killed_or_pulled_at_every_step_delays_payments_and_loses_none()
         (200, &json!("succeeded")),
         "{stopped}"
     );
-    assert_eq!(server.payment(&id).await["charged"]["total"], json!(50));
+    assert_eq!(server.payment(&id).await["charged"]["total"], json!(75));
 
     let refs: Vec<&TestCard> = cards.iter().collect();
     let succeeded = assert_money_conserved(&server, &refs).await;
-    let sum = 10 + 302 + 303 + 400 + 500 + 50;
+    let sum = 10 + 302 + 303 + 400 + 500 + 75;
     assert_eq!(succeeded, (6, sum));
     assert_eq!(
         (rig.sam_status("period_count"), rig.sam_status("period_sum")),
