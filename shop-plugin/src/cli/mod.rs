@@ -26,12 +26,17 @@ use shop_plugin::settlement::office::OfficeLink;
 use shop_plugin::settlement::Settler;
 use shop_plugin::store::Store;
 
-/// The SAM cards of the configuration, one per reader whose SAM answers (or, for tests
-/// and benchmarks only, the applet in process, said on stderr). A configured reader
-/// whose SAM does not answer now is reported and left out until the next start: its
-/// payments wait for it, the others take new ones.
+/// How long a start waits for configured SAMs that do not answer before it serves
+/// without them (they join once they answer).
+const SAM_WAIT: Duration = Duration::from_secs(3);
+
+/// The SAM cards of the configuration, one per reader (or, for tests and benchmarks
+/// only, the applet in process, said on stderr). A configured reader whose SAM does not
+/// answer now (still held by a process that just died, a reader not yet there) is
+/// reported, and its SAM joins once it answers: its payments wait for it, the others
+/// take new ones.
 pub fn open_sams(sam: &shop_plugin::config::Sam) -> Result<Pool> {
-    let mut modules: Vec<Box<dyn SecurityModule>> = Vec::new();
+    let mut present: Vec<(String, Box<dyn SecurityModule>)> = Vec::new();
     if let Some(file) = &sam.in_process_card {
         eprintln!(
             "shop-plugin: WARNING: the SAM applet runs IN PROCESS from {} (tests and \
@@ -39,33 +44,47 @@ pub fn open_sams(sam: &shop_plugin::config::Sam) -> Result<Pool> {
             file.display()
         );
         let s = InProcessSam::from_file(file).map_err(|e| anyhow::anyhow!("{e}"))?;
-        modules.push(Box::new(s));
+        present.push((file.display().to_string(), Box::new(s)));
     }
+    let deadline = std::time::Instant::now() + SAM_WAIT;
+    let mut waiting: Vec<String> = sam.readers.clone();
     let mut failures = Vec::new();
-    for reader in &sam.readers {
-        match PcscSam::connect(reader) {
-            Ok(s) => {
-                let id = s.identity();
-                tracing::info!(
-                    "SAM {} ({}) in reader '{reader}'",
-                    id.sam_id.to_hex(),
-                    id.currency
-                );
-                modules.push(Box::new(s));
-            }
-            Err(e) => {
-                tracing::warn!("SAM reader '{reader}': {e}: left out until the next start");
-                failures.push(format!("'{reader}': {e}"));
+    loop {
+        failures.clear();
+        let mut still = Vec::new();
+        for reader in waiting {
+            match PcscSam::connect(&reader) {
+                Ok(s) => {
+                    let id = s.identity();
+                    tracing::info!(
+                        "SAM {} ({}) in reader '{reader}'",
+                        id.sam_id.to_hex(),
+                        id.currency
+                    );
+                    present.push((reader, Box::new(s)));
+                }
+                Err(e) => {
+                    failures.push(format!("'{reader}': {e}"));
+                    still.push(reader);
+                }
             }
         }
+        waiting = still;
+        if waiting.is_empty() || std::time::Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
-    anyhow::ensure!(
-        !modules.is_empty(),
-        "no SAM card answers in the configured readers ({}); `shop-plugin doctor` lists \
-         the readers",
-        failures.join("; ")
-    );
-    Ok(Pool::new(modules)?)
+    for f in &failures {
+        tracing::warn!(
+            "SAM reader {f}: serving without it until it answers (`shop-plugin doctor` \
+             lists the readers)"
+        );
+    }
+    let connect: shop_plugin::engine::Connector = Box::new(|reader: &str| {
+        PcscSam::connect(reader).map(|s| Box::new(s) as Box<dyn SecurityModule>)
+    });
+    Ok(Pool::with_readers(present, waiting, connect)?)
 }
 
 /// The engine and the HTTP app over the configured database and SAM. Only the holder

@@ -109,6 +109,9 @@ impl Engine {
                     command,
                 })
             }
+            // The SAM did not answer (or the database did not): nothing was decided, and
+            // the same card answer may be sent again once it is back.
+            Err(e) if e.status >= 500 => Err(e),
             Err(refusal) => {
                 // A fresh RND_S for the next attempt (another card, or more funds).
                 let (sam_id, rnd, slot) = blocking(|| self.card_begin(&p.id, &p.order))?;

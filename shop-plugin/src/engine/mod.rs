@@ -30,7 +30,7 @@ use subtle::ConstantTimeEq;
 
 pub use error::ApiError;
 pub use locks::Held;
-pub use pool::{Pool, PoolError};
+pub use pool::{Connector, Pool, PoolError};
 pub use recovery::RecoveryRun;
 pub use sam::CardSam;
 #[doc(hidden)]
@@ -191,7 +191,8 @@ impl Engine {
         self.clock.now()
     }
 
-    pub fn currency(&self) -> Currency {
+    /// The currency the shop's SAMs serve (`None` while no SAM has answered yet).
+    pub fn currency(&self) -> Option<Currency> {
         self.sams.currency()
     }
 
@@ -270,12 +271,16 @@ impl Engine {
     /// the hash of a fresh client secret. Returns the payment and the secret.
     pub fn new_payment(&self, req: NewPayment) -> Result<(Payment, String), ApiError> {
         self.check_alive()?;
-        if req.currency != self.currency() {
+        let Some(currency) = self.currency() else {
+            return Err(sam::sam_error(&crate::sam::SamError::Unavailable(
+                "no SAM has answered yet".into(),
+            )));
+        };
+        if req.currency != currency {
             return Err(ApiError::bad_request(
                 "currency_not_supported",
                 format!(
-                    "this shop's purse service takes {}, not {}",
-                    self.currency(),
+                    "this shop's purse service takes {currency}, not {}",
                     req.currency
                 ),
             ));

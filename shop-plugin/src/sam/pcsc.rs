@@ -65,6 +65,23 @@ impl PcscSam {
         }
     }
 
+    /// A new connection after the SAM left (or pcscd restarted), and only to the same
+    /// SAM: its contexts and records are of this SAM_ID.
+    fn reconnect(&mut self) -> Result<(), SamError> {
+        let id = self.open()?;
+        if id.sam_id != self.identity.sam_id {
+            self.release();
+            return Err(SamError::Unavailable(format!(
+                "reader '{}' holds SAM {}, not {}",
+                self.reader,
+                id.sam_id.to_hex(),
+                self.identity.sam_id.to_hex()
+            )));
+        }
+        tracing::info!("SAM {} is back in '{}'", id.sam_id.to_hex(), self.reader);
+        Ok(())
+    }
+
     /// Lets the connection go without a reset (dropping a `pcsc::Card` resets the card,
     /// which would cost the SAM its selection under whoever connects next).
     fn release(&mut self) {
@@ -87,10 +104,14 @@ fn unavailable(e: pcsc::Error) -> SamError {
 }
 
 fn transmit(card: &pcsc::Card, apdu: &[u8]) -> Result<Vec<u8>, SamError> {
+    transmit_raw(card, apdu).map_err(unavailable)
+}
+
+fn transmit_raw(card: &pcsc::Card, apdu: &[u8]) -> Result<Vec<u8>, pcsc::Error> {
     let mut buf = [0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
-    let r = card.transmit(apdu, &mut buf).map_err(unavailable)?;
+    let r = card.transmit(apdu, &mut buf)?;
     if r.len() < 2 {
-        return Err(SamError::Unavailable("no answer from the SAM".into()));
+        return Err(pcsc::Error::ProtoMismatch);
     }
     Ok(r.to_vec())
 }
@@ -98,29 +119,29 @@ fn transmit(card: &pcsc::Card, apdu: &[u8]) -> Result<Vec<u8>, SamError> {
 impl SecurityModule for PcscSam {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, SamError> {
         if self.card.is_none() {
-            // The SAM left (or pcscd restarted) since the last command: connect again,
-            // and only to the same SAM (its contexts and records are of this SAM_ID).
-            let id = self.open()?;
-            if id.sam_id != self.identity.sam_id {
-                self.release();
-                return Err(SamError::Unavailable(format!(
-                    "reader '{}' holds SAM {}, not {}",
-                    self.reader,
-                    id.sam_id.to_hex(),
-                    self.identity.sam_id.to_hex()
-                )));
-            }
-            tracing::info!("SAM {} is back in '{}'", id.sam_id.to_hex(), self.reader);
+            self.reconnect()?;
         }
         let Some(card) = &self.card else {
             return Err(SamError::Unavailable("not connected".into()));
         };
-        match transmit(card, apdu) {
+        match transmit_raw(card, apdu) {
             Ok(r) => Ok(r),
+            // A handle from before the SAM left and came back (or was reset): the
+            // command never reached the SAM. Connect again and send it once more.
+            Err(pcsc::Error::RemovedCard | pcsc::Error::ResetCard) => {
+                self.reconnect()?;
+                let Some(card) = &self.card else {
+                    return Err(SamError::Unavailable("not connected".into()));
+                };
+                transmit(card, apdu).inspect_err(|e| {
+                    tracing::warn!("SAM in '{}': {e}", self.reader);
+                    self.release();
+                })
+            }
             Err(e) => {
                 tracing::warn!("SAM in '{}': {e}", self.reader);
                 self.release();
-                Err(e)
+                Err(unavailable(e))
             }
         }
     }
