@@ -5,103 +5,18 @@
 //! payment, closes with `shop-plugin settle` and has the batch cleared by
 //! `purse-issuer clear`: no money lost or doubled, the SAM's totals equal to the batch.
 //!
+//! Plugin weaknesses these faults revealed: `sam_faults_found.rs`.
+//!
 //! Needs pcscd with vpcd and the binaries `sam-emulator` (`cargo build -p card-emulators`)
 //! and `purse-issuer` (`cargo build -p purse-issuer`).
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-
-use purse::settlement::Batch;
-use purse::SamId;
-use serde_json::{json, Value};
-use support::sam_rig::{closed_batch, sam_card, time_cycle, SamRig};
+use serde_json::json;
+use support::create_single;
+use support::sam_rig::*;
 use support::server::Server;
-use support::{create_single, Http, TestCard};
-
-const START: u32 = 10_000;
-
-fn sam_id(n: u8) -> SamId {
-    SamId([0x5A, 0, 0, 0, 0, 0, 0xFA, n])
-}
-
-/// Every payment of the merchant API (at most 100: these tests make fewer).
-async fn payments(http: &Http) -> BTreeMap<String, Value> {
-    let (s, page) = http.merchant("GET", "/v1/payments?limit=100", None).await;
-    assert_eq!(s, 200, "{page}");
-    assert_eq!(page["has_more"], json!(false));
-    page["data"]
-        .as_array()
-        .expect("data")
-        .iter()
-        .map(|p| (p["id"].as_str().expect("id").to_string(), p.clone()))
-        .collect()
-}
-
-/// Every cent that left a card belongs to one succeeded payment of that card, nothing
-/// else succeeded, and nothing is left undecided. Returns the succeeded payments'
-/// (count, sum).
-async fn assert_money_conserved(http: &Http, cards: &[&TestCard]) -> (u32, u64) {
-    let all = payments(http).await;
-    for p in all.values() {
-        assert!(
-            ["succeeded", "failed", "canceled", "expired"]
-                .contains(&p["status"].as_str().unwrap_or("")),
-            "a payment left undecided: {p}"
-        );
-    }
-    let mut total = 0;
-    for card in cards {
-        let id = card.card.state().card_id.to_hex();
-        let paid: u64 = all
-            .values()
-            .filter(|p| p["card_id"] == json!(id) && p["status"] == "succeeded")
-            .map(|p| p["charged"]["total"].as_u64().expect("total"))
-            .sum();
-        assert_eq!(
-            u64::from(START - card.balance()),
-            paid,
-            "card {id}: debited vs paid"
-        );
-        total += paid;
-    }
-    let count = all.values().filter(|p| p["status"] == "succeeded").count();
-    (count as u32, total)
-}
-
-/// The close: `shop-plugin settle` writes a batch whose records are the succeeded
-/// payments and whose SAM totals are their sum, and `purse-issuer clear` accepts it.
-async fn settle_and_clear(rig: &SamRig, succeeded: (u32, u64)) -> Batch {
-    check_and_clear(rig, rig.settle().await, succeeded)
-}
-
-/// The checks of [`settle_and_clear`] on a batch already closed.
-fn check_and_clear(rig: &SamRig, (file, batch): (PathBuf, Batch), succeeded: (u32, u64)) -> Batch {
-    assert!(
-        batch.unresolved.is_empty(),
-        "unresolved: {:?}",
-        batch.unresolved
-    );
-    let records: u64 = batch
-        .transactions
-        .iter()
-        .map(|t| u64::from(t.total.0))
-        .sum();
-    assert_eq!(
-        (batch.transactions.len() as u32, records),
-        succeeded,
-        "the batch's records are the succeeded payments"
-    );
-    assert_eq!(
-        (batch.totals.count, batch.totals.sum.0),
-        succeeded,
-        "the SAM's totals are the payments' sum"
-    );
-    let (accepted, out) = rig.clear(&file);
-    assert!(accepted && out.starts_with("accepted: "), "clear: {out}");
-    batch
-}
+use support::TestCard;
 
 /// `kill -9` of the plugin, then a restart (by a supervisor, see
 /// [`SamRig::restart_plugin`]).
@@ -112,10 +27,6 @@ fn crash(server: Server, rig: &SamRig) -> Server {
         eprintln!("restart after kill -9: {failed} start(s) failed first (SAM still held)");
     }
     server
-}
-
-async fn status_of(http: &Http, id: &str) -> Value {
-    http.payment(id).await["status"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,66 +164,6 @@ async fn kill_9_of_the_plugin_at_every_step_then_the_close_clears() {
     drop(server);
 }
 
-/// INITIALIZE of a created payment with `card`: authorized, or told to start again
-/// (`payment_retry`: the SAM's session of the payment is gone) and then authorized on
-/// the payment's fresh INITIALIZE. Returns the DEBIT.
-async fn authorize_created(
-    http: &Http,
-    card: &mut TestCard,
-    id: &str,
-    secret: &str,
-    created: &Value,
-) -> String {
-    let (kv, init) = card.initialize(created);
-    let (s, step) = http.initialize(id, secret, kv, &init).await;
-    let step = if s == 409 && step["error"]["code"] == "payment_retry" {
-        let (s, fresh) = http.shopper_get(id, secret).await;
-        assert_eq!((s, &fresh["status"]), (200, &json!("created")), "{fresh}");
-        let (kv, init) = card.initialize(&fresh);
-        let (s, step) = http.initialize(id, secret, kv, &init).await;
-        assert_eq!(s, 200, "{step}");
-        step
-    } else {
-        assert_eq!(s, 200, "{step}");
-        step
-    };
-    assert_eq!(step["status"], json!("authorized"), "{step}");
-    step["command"].as_str().expect("DEBIT").to_string()
-}
-
-/// The plugin's answer while its SAM is away: 503 `sam_unavailable`, never a 500.
-fn assert_sam_unavailable(s: u16, e: &Value) {
-    assert_eq!(
-        (s, &e["error"]["code"]),
-        (503, &json!("sam_unavailable")),
-        "{e}"
-    );
-}
-
-/// SAM INS bytes (docs/sam-protocol.md, section 2).
-const AUTHORIZE: u8 = 0x72;
-const COMPLETE: u8 = 0x74;
-const TICK: u8 = 0x76;
-const STOP: u8 = 0x78;
-const RECOVERY: u8 = 0x7A;
-const CLOSE: u8 = 0x7C;
-
-/// A request made once the SAM is back in its reader. The plugin's first command may
-/// meet its stale PC/SC handle (SCARD_W_REMOVED_CARD: the command never reached the SAM)
-/// and answer 503 once; that one 503 is tolerated here (and logged), see
-/// `the_first_request_after_the_sam_is_back_is_served` for the strict check.
-macro_rules! once_back {
-    ($req:expr) => {{
-        let (s, v) = $req.await;
-        if s == 503 && v["error"]["code"] == "sam_unavailable" {
-            eprintln!("503 sam_unavailable once the SAM was back: asked again");
-            $req.await
-        } else {
-            (s, v)
-        }
-    }};
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sam_killed_or_pulled_at_every_step_delays_payments_and_loses_none() {
     let mut rig = SamRig::new("sam-faults-sam", sam_id(2));
@@ -326,7 +177,7 @@ async fn the_sam_killed_or_pulled_at_every_step_delays_payments_and_loses_none()
     assert_sam_unavailable(s, &e);
     assert!(payments(&server).await.is_empty());
     rig.insert_sam();
-    let (s, created) = once_back!(server.merchant("POST", "/v1/payments", Some(&order)));
+    let (s, created) = once_back(|| server.merchant("POST", "/v1/payments", Some(&order))).await;
     assert_eq!(s, 201, "{created}");
     let (id, sec) = support::steps::id_and_secret(&created);
     let debit = authorize_created(&server, &mut cards[0], &id, &sec, &created).await;
@@ -347,7 +198,7 @@ async fn the_sam_killed_or_pulled_at_every_step_delays_payments_and_loses_none()
             "pulled after: {after}"
         );
         rig.insert_sam();
-        let (s, done) = once_back!(server.answer(&id, &sec, Some(&answer)));
+        let (s, done) = once_back(|| server.answer(&id, &sec, Some(&answer))).await;
         assert_eq!((s, &done["status"]), (200, &json!("succeeded")), "{done}");
     }
 
@@ -360,7 +211,7 @@ async fn the_sam_killed_or_pulled_at_every_step_delays_payments_and_loses_none()
     assert_sam_unavailable(s, &e);
     assert_eq!(status_of(&server, &id).await, "authorized");
     rig.spawn_sam();
-    let (s, done) = once_back!(server.answer(&id, &sec, Some(&answer)));
+    let (s, done) = once_back(|| server.answer(&id, &sec, Some(&answer))).await;
     assert_eq!((s, &done["status"]), (200, &json!("succeeded")), "{done}");
 
     // 3. Recovery of a lost answer with the SAM pulled after RECOVERY BEGIN: the
@@ -372,7 +223,14 @@ async fn the_sam_killed_or_pulled_at_every_step_delays_payments_and_loses_none()
     assert_sam_unavailable(s, &e);
     assert_eq!(status_of(&server, &id).await, "authorized");
     rig.insert_sam();
-    let (s, r) = once_back!(server.recover(&mut cards[5], &sec));
+    let (s, r) = {
+        let (s, r) = server.recover(&mut cards[5], &sec).await;
+        if s == 503 {
+            server.recover(&mut cards[5], &sec).await
+        } else {
+            (s, r)
+        }
+    };
     assert_eq!(s, 200, "{r}");
     assert_eq!(
         r["outcomes"],
@@ -395,7 +253,7 @@ async fn the_sam_killed_or_pulled_at_every_step_delays_payments_and_loses_none()
     let (s, e) = server.tick_when_due(&id, &sec).await;
     assert_sam_unavailable(s, &e);
     rig.spawn_sam();
-    let (s, t) = once_back!(server.tick_when_due(&id, &sec));
+    let (s, t) = once_back(|| server.tick_when_due(&id, &sec)).await;
     assert_eq!(s, 200, "{t}");
     let (s, ticked) = server
         .answer(
@@ -410,14 +268,14 @@ async fn the_sam_killed_or_pulled_at_every_step_delays_payments_and_loses_none()
     assert_sam_unavailable(s, &e);
     assert_eq!(status_of(&server, &id).await, "running");
     rig.insert_sam();
-    let (s, t) = once_back!(server.tick_when_due(&id, &sec));
+    let (s, t) = once_back(|| server.tick_when_due(&id, &sec)).await;
     assert_eq!(s, 200, "{t}");
     let tick_answer = card.run(t["command"].as_str().expect("TICK due"));
     rig.pull_sam(STOP, true);
     let (s, e) = server.stop(&id, &sec, Some(&tick_answer)).await;
     assert_sam_unavailable(s, &e);
     rig.insert_sam();
-    let (s, stopped) = once_back!(server.stop(&id, &sec, Some(&tick_answer)));
+    let (s, stopped) = once_back(|| server.stop(&id, &sec, Some(&tick_answer))).await;
     assert_eq!(
         (s, &stopped["status"]),
         (200, &json!("succeeded")),
@@ -453,53 +311,6 @@ async fn the_sam_killed_or_pulled_at_every_step_delays_payments_and_loses_none()
     drop(server);
 }
 
-/// Pulled before and after AUTHORIZE: the payment stays created with its INITIALIZE as
-/// it was (the shopper's card answer to it still valid), and once the SAM is back it
-/// authorizes (the SAM_TxSeq of a lost AUTHORIZE answer is an allowed gap).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "plugin bug: a 503 sam_unavailable at INITIALIZE re-BEGINs the payment (engine/checkout.rs \
-            initialize: any refusal calls card_begin), so the shopper's card answer, sent again \
-            as the 503 invites, is refused 422 card_answer_invalid"]
-async fn the_sam_pulled_at_authorize_keeps_the_payment_as_it_was() {
-    let rig = SamRig::new("sam-faults-auth", sam_id(4));
-    let mut cards: Vec<TestCard> = (31..=32).map(|i| sam_card(i, START)).collect();
-    let server = rig.start_plugin();
-    for (i, after) in [(0usize, false), (1, true)] {
-        let (id, sec, created) = create_single(&server, 200 + i as u32).await;
-        rig.pull_sam(AUTHORIZE, after);
-        let (kv, init) = cards[i].initialize(&created);
-        let (s, e) = server.initialize(&id, &sec, kv, &init).await;
-        assert_sam_unavailable(s, &e);
-        let (_, now) = server.shopper_get(&id, &sec).await;
-        assert_eq!(now["status"], "created", "pulled after: {after}");
-        assert_eq!(
-            now["initialize"], created["initialize"],
-            "the payment's INITIALIZE changed"
-        );
-        rig.insert_sam();
-        let (s, step) = once_back!(server.initialize(&id, &sec, kv, &init));
-        let debit = if after {
-            // The SAM used this begin context before its answer was lost: begin again.
-            assert_eq!(
-                (s, &step["error"]["code"]),
-                (409, &json!("payment_retry")),
-                "{step}"
-            );
-            let (_, fresh) = server.shopper_get(&id, &sec).await;
-            authorize_created(&server, &mut cards[i], &id, &sec, &fresh).await
-        } else {
-            assert_eq!((s, &step["status"]), (200, &json!("authorized")), "{step}");
-            step["command"].as_str().expect("DEBIT").to_string()
-        };
-        let (s, done) = server.answer(&id, &sec, Some(&cards[i].run(&debit))).await;
-        assert_eq!((s, &done["status"]), (200, &json!("succeeded")), "{done}");
-    }
-    let refs: Vec<&TestCard> = cards.iter().collect();
-    let succeeded = assert_money_conserved(&server, &refs).await;
-    settle_and_clear(&rig, succeeded).await;
-    drop(server);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sam_card_restored_from_an_old_copy_is_blocked_and_pays_nothing_twice() {
     let mut rig = SamRig::new("sam-faults-rollback", sam_id(3));
@@ -522,7 +333,7 @@ async fn a_sam_card_restored_from_an_old_copy_is_blocked_and_pays_nothing_twice(
     assert_eq!(rig.sam_status("last_close_seq"), 0, "the old state is back");
 
     // Its context is from the restored SAM's future: detected, the SAM blocks itself.
-    let (s, e) = once_back!(server.answer(&id, &sec, Some(&answer)));
+    let (s, e) = once_back(|| server.answer(&id, &sec, Some(&answer))).await;
     assert_eq!(
         (s, &e["error"]["code"]),
         (503, &json!("sam_blocked")),
@@ -564,56 +375,5 @@ async fn a_sam_card_restored_from_an_old_copy_is_blocked_and_pays_nothing_twice(
     assert_eq!(cards[0].balance(), START - 100);
     assert_eq!(cards[1].balance(), START - 200);
     assert_eq!(cards[2].balance(), START);
-    drop(server);
-}
-
-/// The SAM pulled mid-command and put back: the plugin's next request is served (its
-/// old PC/SC handle is stale, SCARD_W_REMOVED_CARD: the command never reached the SAM,
-/// so connecting again and sending it is safe).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "plugin weakness: a request made while pcscd still lists the pulled SAM \
-            connects again (sam/pcsc.rs open) and keeps a handle that is stale once the SAM \
-            is back; the next command fails on it (SCARD_W_REMOVED_CARD, never sent) and \
-            the request answers 503 sam_unavailable instead of reconnecting once"]
-async fn the_first_request_after_the_sam_is_back_is_served() {
-    let rig = SamRig::new("sam-faults-back", sam_id(5));
-    let mut card = sam_card(41, START);
-    let server = rig.start_plugin();
-    let (id, sec, debit) = server.authorize(&mut card, 70).await;
-    let answer = card.run(&debit);
-    rig.pull_sam(COMPLETE, false);
-    // Asked again at once: the plugin connects before pcscd has seen the SAM leave.
-    for _ in 0..2 {
-        let (s, e) = server.answer(&id, &sec, Some(&answer)).await;
-        assert_sam_unavailable(s, &e);
-    }
-    rig.insert_sam();
-    let (s, done) = server.answer(&id, &sec, Some(&answer)).await;
-    assert_eq!((s, &done["status"]), (200, &json!("succeeded")), "{done}");
-    drop(server);
-}
-
-/// `serve` started while its SAM is still held by another PC/SC client (as right after
-/// a `kill -9`, until pcscd has noticed the dead process): it starts, answers 503
-/// `sam_unavailable` meanwhile, and takes the SAM once it is free.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "plugin bug: cli/mod.rs open_sams leaves a SAM that does not answer at start \
-            out until the next start, and with no SAM left serve exits ('no SAM card \
-            answers'): a restart right after kill -9 fails with SCARD_E_SHARING_VIOLATION \
-            while pcscd still holds the dead process's exclusive handle"]
-async fn a_restart_right_after_kill_9_finds_its_sam() {
-    let rig = SamRig::new("sam-faults-held", sam_id(6));
-    let mut card = sam_card(51, START);
-    // Another client holds the SAM exclusively, as the killed plugin's handle does.
-    let ctx = testkit::pcsc_context();
-    let reader = std::ffi::CString::new(testkit::SLOT_0.reader).expect("name");
-    let held = ctx
-        .connect(&reader, pcsc::ShareMode::Exclusive, pcsc::Protocols::ANY)
-        .expect("hold the SAM");
-    let dir = rig.path().to_path_buf();
-    let start = std::panic::catch_unwind(|| Server::start(&dir));
-    let _ = held.disconnect(pcsc::Disposition::LeaveCard);
-    let server = start.unwrap_or_else(|_| panic!("serve did not start while its SAM was held"));
-    server.pay(&mut card, 80).await;
     drop(server);
 }

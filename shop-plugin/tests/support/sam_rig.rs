@@ -4,6 +4,7 @@
 //! from the same test issuer keys as the SAM, and the close checked end to end by
 //! `shop-plugin settle` and the issuer's `purse-issuer clear`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use purse::card::Card;
@@ -18,6 +19,14 @@ use testkit::{
 
 use super::server::{run, write_config, write_private, Server};
 use super::{emulator_bin, Http, TestCard};
+
+/// What every card of these tests holds at the start.
+pub const START: u32 = 10_000;
+
+/// The test SAM `5a0000000000fa<n>`.
+pub fn sam_id(n: u8) -> SamId {
+    SamId([0x5A, 0, 0, 0, 0, 0, 0xFA, n])
+}
 
 /// The SAM card's file in the shop's directory (the emulator's chip memory).
 const SAM_FILE: &str = "sam-card.json";
@@ -165,7 +174,7 @@ impl SamRig {
     /// the SAM yet (SCARD_E_SHARING_VIOLATION), and `serve` then exits at once; it is
     /// started again until [`RESTART_WINDOW`] has passed. Returns the server and how
     /// many starts failed (see `a_restart_right_after_kill_9_finds_its_sam` in
-    /// sam_faults.rs).
+    /// sam_faults_found.rs).
     pub fn restart_plugin(&self) -> (Server, u32) {
         let dir = self.path().to_path_buf();
         let deadline = std::time::Instant::now() + RESTART_WINDOW;
@@ -290,4 +299,151 @@ impl Http {
         self.shopper(&format!("/v1/checkout/payments/{id}/stop"), &body)
             .await
     }
+}
+
+/// Every payment of the merchant API (at most 100: these tests make fewer).
+pub async fn payments(http: &Http) -> BTreeMap<String, Value> {
+    let (s, page) = http.merchant("GET", "/v1/payments?limit=100", None).await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(page["has_more"], json!(false));
+    page["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|p| (p["id"].as_str().expect("id").to_string(), p.clone()))
+        .collect()
+}
+
+/// Every cent that left a card belongs to one succeeded payment of that card, nothing
+/// else succeeded, and nothing is left undecided. Returns the succeeded payments'
+/// (count, sum).
+pub async fn assert_money_conserved(http: &Http, cards: &[&TestCard]) -> (u32, u64) {
+    let all = payments(http).await;
+    for p in all.values() {
+        assert!(
+            ["succeeded", "failed", "canceled", "expired"]
+                .contains(&p["status"].as_str().unwrap_or("")),
+            "a payment left undecided: {p}"
+        );
+    }
+    let mut total = 0;
+    for card in cards {
+        let id = card.card.state().card_id.to_hex();
+        let paid: u64 = all
+            .values()
+            .filter(|p| p["card_id"] == json!(id) && p["status"] == "succeeded")
+            .map(|p| p["charged"]["total"].as_u64().expect("total"))
+            .sum();
+        assert_eq!(
+            u64::from(START - card.balance()),
+            paid,
+            "card {id}: debited vs paid"
+        );
+        total += paid;
+    }
+    let count = all.values().filter(|p| p["status"] == "succeeded").count();
+    (count as u32, total)
+}
+
+/// The close: `shop-plugin settle` writes a batch whose records are the succeeded
+/// payments and whose SAM totals are their sum, and `purse-issuer clear` accepts it.
+pub async fn settle_and_clear(rig: &SamRig, succeeded: (u32, u64)) -> Batch {
+    check_and_clear(rig, rig.settle().await, succeeded)
+}
+
+/// The checks of [`settle_and_clear`] on a batch already closed.
+pub fn check_and_clear(
+    rig: &SamRig,
+    (file, batch): (PathBuf, Batch),
+    succeeded: (u32, u64),
+) -> Batch {
+    assert!(
+        batch.unresolved.is_empty(),
+        "unresolved: {:?}",
+        batch.unresolved
+    );
+    let records: u64 = batch
+        .transactions
+        .iter()
+        .map(|t| u64::from(t.total.0))
+        .sum();
+    assert_eq!(
+        (batch.transactions.len() as u32, records),
+        succeeded,
+        "the batch's records are the succeeded payments"
+    );
+    assert_eq!(
+        (batch.totals.count, batch.totals.sum.0),
+        succeeded,
+        "the SAM's totals are the payments' sum"
+    );
+    let (accepted, out) = rig.clear(&file);
+    assert!(accepted && out.starts_with("accepted: "), "clear: {out}");
+    batch
+}
+
+pub async fn status_of(http: &Http, id: &str) -> Value {
+    http.payment(id).await["status"].clone()
+}
+
+/// INITIALIZE of a created payment with `card`: authorized, or told to start again
+/// (`payment_retry`: the SAM's session of the payment is gone) and then authorized on
+/// the payment's fresh INITIALIZE. Returns the DEBIT.
+pub async fn authorize_created(
+    http: &Http,
+    card: &mut TestCard,
+    id: &str,
+    secret: &str,
+    created: &Value,
+) -> String {
+    let (kv, init) = card.initialize(created);
+    let (s, step) = http.initialize(id, secret, kv, &init).await;
+    let step = if s == 409 && step["error"]["code"] == "payment_retry" {
+        let (s, fresh) = http.shopper_get(id, secret).await;
+        assert_eq!((s, &fresh["status"]), (200, &json!("created")), "{fresh}");
+        let (kv, init) = card.initialize(&fresh);
+        let (s, step) = http.initialize(id, secret, kv, &init).await;
+        assert_eq!(s, 200, "{step}");
+        step
+    } else {
+        assert_eq!(s, 200, "{step}");
+        step
+    };
+    assert_eq!(step["status"], json!("authorized"), "{step}");
+    step["command"].as_str().expect("DEBIT").to_string()
+}
+
+/// The plugin's answer while its SAM is away: 503 `sam_unavailable`, never a 500.
+pub fn assert_sam_unavailable(s: u16, e: &Value) {
+    assert_eq!(
+        (s, &e["error"]["code"]),
+        (503, &json!("sam_unavailable")),
+        "{e}"
+    );
+}
+
+/// SAM INS bytes (docs/sam-protocol.md, section 2).
+pub const AUTHORIZE: u8 = 0x72;
+pub const COMPLETE: u8 = 0x74;
+pub const TICK: u8 = 0x76;
+pub const STOP: u8 = 0x78;
+pub const RECOVERY: u8 = 0x7A;
+pub const CLOSE: u8 = 0x7C;
+
+/// A request made once the SAM is back in its reader. The plugin's first command may
+/// meet its stale PC/SC handle (SCARD_W_REMOVED_CARD: the command never reached the SAM)
+/// and answer 503 once; that one 503 is tolerated here (and logged), see
+/// `the_first_request_after_the_sam_is_back_is_served` (sam_faults_found.rs) for the
+/// strict check.
+pub async fn once_back<F, Fut>(mut req: F) -> (u16, Value)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = (u16, Value)>,
+{
+    let (s, v) = req().await;
+    if s == 503 && v["error"]["code"] == "sam_unavailable" {
+        eprintln!("503 sam_unavailable once the SAM was back: asked again");
+        return req().await;
+    }
+    (s, v)
 }
