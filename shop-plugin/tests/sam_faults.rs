@@ -12,6 +12,10 @@
 
 mod support;
 
+use purse::sam_applet::command::{
+    INS_CLOSE as CLOSE, INS_COMPLETE as COMPLETE, INS_RECOVERY as RECOVERY, INS_STOP as STOP,
+    INS_TICK as TICK,
+};
 use serde_json::json;
 use support::create_single;
 use support::sam_rig::*;

@@ -7,6 +7,7 @@
 
 mod support;
 
+use purse::sam_applet::command::{INS_AUTHORIZE as AUTHORIZE, INS_COMPLETE as COMPLETE};
 use serde_json::json;
 use support::create_single;
 use support::sam_rig::*;

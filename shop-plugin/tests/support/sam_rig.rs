@@ -422,14 +422,6 @@ pub fn assert_sam_unavailable(s: u16, e: &Value) {
     );
 }
 
-/// SAM INS bytes (docs/sam-protocol.md, section 2).
-pub const AUTHORIZE: u8 = 0x72;
-pub const COMPLETE: u8 = 0x74;
-pub const TICK: u8 = 0x76;
-pub const STOP: u8 = 0x78;
-pub const RECOVERY: u8 = 0x7A;
-pub const CLOSE: u8 = 0x7C;
-
 /// A request made once the SAM is back in its reader. The plugin's first command may
 /// meet its stale PC/SC handle (SCARD_W_REMOVED_CARD: the command never reached the SAM)
 /// and answer 503 once; that one 503 is tolerated here (and logged), see
