@@ -7,8 +7,9 @@
 //! One process, one tokio runtime (a worker per core), everything on loopback:
 //! 1. the ceiling: `http::serve_with` with a handler that answers `{"ok":true}`, driven
 //!    by `--clients` closed-loop clients (the tests' hyper client, one pool);
-//! 2. the plugin: the real service (`Plugin::start`: SQLite in WAL mode with
-//!    synchronous=FULL on disk, the group-committing writer), the same clients each with
+//! 2. the plugin: the real service (SQLite in WAL mode with
+//!    synchronous=FULL on disk, the group-committing writer; the SAM applet in process,
+//!    state in memory), the same clients each with
 //!    an in-process purse card buying in a loop: create (merchant API), initialize,
 //!    answer = 3 requests per purchase, every reply checked;
 //! 3. latency: purchases started open-loop at half the rate measured in 2, each request
@@ -300,8 +301,14 @@ async fn run(o: Options) {
         ceiling(&o).await
     };
 
-    // 2. Purchases through the plugin, on disk, durable.
-    let p = Plugin::start("bench").await;
+    // 2. Purchases through the plugin, on disk, durable; the SAM applet in process, in
+    //    memory (the baseline of the SAM cards: what the engine and SQLite cost alone).
+    let p = Plugin::start_on(
+        support::temp_dir("bench"),
+        vec![support::memory_sam(support::sam_keys())],
+        shop_plugin::http::Limits::default(),
+    )
+    .await;
     let (journal, sync): (String, i64) = p
         .app
         .engine

@@ -1,7 +1,8 @@
-//! Plugin weaknesses the SAM fault tests (`sam_faults.rs`) revealed, one strict test
-//! each, ignored while the plugin has the weakness (the ignore says where it lies): a
-//! 503 at INITIALIZE that replaces the payment's SAM session, a stale PC/SC handle once
-//! the SAM is back, and `serve` giving up on a SAM still held at start.
+//! What the SAM fault tests (`sam_faults.rs`) once found in the plugin, one strict test
+//! each: a 503 at INITIALIZE keeps the payment's SAM session (the same card answer works
+//! once the SAM is back), the first request after the SAM is back is served (a stale
+//! PC/SC handle is reconnected), and `serve` started while its SAM is still held serves
+//! and takes the SAM once it is free.
 //!
 //! Needs pcscd with vpcd and the binaries `sam-emulator` and `purse-issuer`.
 
@@ -18,9 +19,6 @@ use support::TestCard;
 /// it was (the shopper's card answer to it still valid), and once the SAM is back it
 /// authorizes (the SAM_TxSeq of a lost AUTHORIZE answer is an allowed gap).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "plugin bug: a 503 sam_unavailable at INITIALIZE re-BEGINs the payment (engine/checkout.rs \
-            initialize: any refusal calls card_begin), so the shopper's card answer, sent again \
-            as the 503 invites, is refused 422 card_answer_invalid"]
 async fn the_sam_pulled_at_authorize_keeps_the_payment_as_it_was() {
     let rig = SamRig::new("sam-faults-auth", sam_id(4));
     let mut cards: Vec<TestCard> = (31..=32).map(|i| sam_card(i, START)).collect();
@@ -65,10 +63,6 @@ async fn the_sam_pulled_at_authorize_keeps_the_payment_as_it_was() {
 /// old PC/SC handle is stale, SCARD_W_REMOVED_CARD: the command never reached the SAM,
 /// so connecting again and sending it is safe).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "plugin weakness: a request made while pcscd still lists the pulled SAM \
-            connects again (sam/pcsc.rs open) and keeps a handle that is stale once the SAM \
-            is back; the next command fails on it (SCARD_W_REMOVED_CARD, never sent) and \
-            the request answers 503 sam_unavailable instead of reconnecting once"]
 async fn the_first_request_after_the_sam_is_back_is_served() {
     let rig = SamRig::new("sam-faults-back", sam_id(5));
     let mut card = sam_card(41, START);
@@ -91,10 +85,6 @@ async fn the_first_request_after_the_sam_is_back_is_served() {
 /// a `kill -9`, until pcscd has noticed the dead process): it starts, answers 503
 /// `sam_unavailable` meanwhile, and takes the SAM once it is free.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "plugin bug: cli/mod.rs open_sams leaves a SAM that does not answer at start \
-            out until the next start, and with no SAM left serve exits ('no SAM card \
-            answers'): a restart right after kill -9 fails with SCARD_E_SHARING_VIOLATION \
-            while pcscd still holds the dead process's exclusive handle"]
 async fn a_restart_right_after_kill_9_finds_its_sam() {
     let rig = SamRig::new("sam-faults-held", sam_id(6));
     let mut card = sam_card(51, START);

@@ -104,6 +104,15 @@ pub fn in_process_sam(dir: &std::path::Path, keys: SamKeys) -> Box<dyn SecurityM
     Box::new(InProcessSam::from_file(&file).expect("SAM card"))
 }
 
+/// The tests' SAM applet in process with its state in memory only (benchmarks: the
+/// engine's own cost, without the SAM card's writes).
+pub fn memory_sam(keys: SamKeys) -> Box<dyn SecurityModule> {
+    let state = SamState::personalise(keys, Key::from_bytes([0x3C; 16]));
+    Box::new(
+        InProcessSam::new(state, shop_plugin::sam::in_process::Keep::Memory).expect("SAM applet"),
+    )
+}
+
 /// A running plugin on loopback. Its HTTP helpers are those of [`Http`] (by `Deref`).
 pub struct Plugin {
     pub addr: SocketAddr,
