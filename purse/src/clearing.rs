@@ -11,11 +11,13 @@ mod parse;
 mod problem;
 mod state;
 mod stream;
+mod wire;
 
 pub use parse::{parse_batch, BatchParseError, MAX_JSON_INT};
 pub use problem::{Problem, TxRef};
 pub use state::{AcceptedBatch, ClearingState, StateError, STATE_FORMAT};
 pub use stream::{BatchHead, StreamVerifier};
+pub use wire::WireProblem;
 
 use crate::keys::IssuerKeys;
 use crate::settlement::Batch;

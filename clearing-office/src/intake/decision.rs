@@ -30,49 +30,8 @@ pub struct Decision {
     pub payout: Option<PayoutLine>,
 }
 
-/// One problem: its stable code, a sentence, and the record it is about.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProblemOut {
-    pub code: String,
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub index: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub card_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nt: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sam_tx_seq: Option<u32>,
-}
-
-impl From<&Problem> for ProblemOut {
-    fn from(p: &Problem) -> ProblemOut {
-        let tx = p.tx();
-        ProblemOut {
-            code: p.code().into(),
-            message: p.to_string(),
-            index: tx.map(|t| t.index as u64),
-            card_id: tx.map(|t| t.card_id.to_hex()),
-            nt: tx.map(|t| t.nt.0),
-            sam_tx_seq: tx.map(|t| t.sam_tx_seq.0),
-        }
-    }
-}
-
-impl ProblemOut {
-    /// A problem of the office's own (not of spec 7), about the batch as a whole.
-    pub fn office(code: &str, message: String) -> ProblemOut {
-        ProblemOut {
-            code: code.into(),
-            message,
-            index: None,
-            card_id: None,
-            nt: None,
-            sam_tx_seq: None,
-        }
-    }
-}
+/// One problem of a decision (the wire type the shop plugin reads too).
+pub use purse::clearing::WireProblem as ProblemOut;
 
 /// What the merchant is paid for an accepted batch (no fee is charged: `net = gross`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::Method;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::outbound::Outbound;
@@ -25,19 +25,7 @@ pub struct OfficeLink {
 }
 
 /// A problem the office names (`Problem` in its OpenAPI document).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Problem {
-    pub code: String,
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub index: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub card_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nt: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sam_tx_seq: Option<u32>,
-}
+pub use purse::clearing::WireProblem as Problem;
 
 /// The office's decision on a batch (the fields the plugin uses; the whole answer is
 /// stored as it came).
