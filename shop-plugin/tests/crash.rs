@@ -13,30 +13,10 @@ use rusqlite::Connection;
 use serde_json::{json, Value};
 use support::server::{write_config, Server};
 use support::steps::id_and_secret;
-use support::{create_single, temp_dir, Http, TestCard, API_KEY, ORIGIN};
+use support::{assert_card_charged, create_single, temp_dir, Http, TestCard, API_KEY, ORIGIN};
 use tokio::sync::mpsc;
 
 const START: u32 = 10_000;
-
-/// Every payment the merchant API lists (newest first, all pages).
-async fn all_payments(http: &Http) -> Vec<Value> {
-    let mut out: Vec<Value> = Vec::new();
-    loop {
-        let path = match out.last() {
-            Some(p) => format!(
-                "/v1/payments?limit=100&starting_after={}",
-                p["id"].as_str().expect("id")
-            ),
-            None => "/v1/payments?limit=100".to_string(),
-        };
-        let (s, page) = http.merchant("GET", &path, None).await;
-        assert_eq!(s, 200, "{page}");
-        out.extend(page["data"].as_array().expect("data").iter().cloned());
-        if page["has_more"] != json!(true) {
-            return out;
-        }
-    }
-}
 
 fn seq(p: &Value) -> u64 {
     p["sam_tx_seq"].as_u64().expect("sam_tx_seq")
@@ -45,19 +25,9 @@ fn seq(p: &Value) -> u64 {
 /// The invariant the whole test is about: every cent that left a card belongs to exactly
 /// one succeeded payment of that card, and nothing else succeeded.
 async fn assert_money_conserved(http: &Http, cards: &[&TestCard]) -> BTreeMap<String, Value> {
-    let payments = all_payments(http).await;
+    let payments = http.all_payments().await;
     for card in cards {
-        let id = card.card.state().card_id.to_hex();
-        let paid: u64 = payments
-            .iter()
-            .filter(|p| p["card_id"] == json!(id) && p["status"] == "succeeded")
-            .map(|p| p["charged"]["total"].as_u64().expect("total"))
-            .sum();
-        assert_eq!(
-            u64::from(START - card.balance()),
-            paid,
-            "card {id}: debited vs succeeded payments"
-        );
+        assert_card_charged(&payments, card, START);
     }
     payments
         .into_iter()

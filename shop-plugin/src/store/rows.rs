@@ -204,24 +204,6 @@ pub fn unresolved(conn: &Connection) -> rusqlite::Result<Vec<Unresolved>> {
     rows.collect()
 }
 
-pub fn set_meta(key: &'static str, value: i64) -> Op {
-    Box::new(move |tx: &Transaction<'_>| {
-        execute(
-            tx,
-            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
-            params![key, value],
-        )?;
-        Ok(())
-    })
-}
-
-pub fn get_meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<i64>> {
-    query_row(conn, "SELECT value FROM meta WHERE key = ?1", [key], |r| {
-        r.get(0)
-    })
-    .optional()
-}
-
 /// A webhook event to deliver (the outbox).
 #[derive(Clone, Debug)]
 pub struct NewEvent {

@@ -80,24 +80,6 @@ pub fn load_slot(conn: &Connection, payment_id: &str) -> rusqlite::Result<Option
     .optional()
 }
 
-/// The open transactions of `card` on SAM `sam_id` whose payment waits for an answer
-/// (a card command in flight): what recovery may decide.
-pub fn open_for_card(
-    conn: &Connection,
-    sam_id: SamId,
-    card: CardId,
-) -> rusqlite::Result<Vec<SamSlot>> {
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT {SLOT_COLUMNS} FROM sam_payment s
-         WHERE s.card_id = ?1 AND s.open = 1 AND s.sam_id = ?2
-           AND EXISTS (SELECT 1 FROM payments p WHERE p.id = s.payment_id
-                       AND json_extract(p.data, '$.pending_command') IS NOT NULL)
-         ORDER BY s.sam_tx_seq"
-    ))?;
-    let rows = st.query_map(params![card.to_hex(), sam_id.to_hex()], slot)?;
-    rows.collect()
-}
-
 /// The open transactions of SAM `sam_id` with a card command in flight, with their
 /// payments' unit amounts: what a batch lists as unresolved.
 pub fn in_flight(conn: &Connection, sam_id: SamId) -> rusqlite::Result<Vec<(SamSlot, u32)>> {

@@ -86,6 +86,27 @@ pub fn emulator_bin(name: &str) -> String {
     bin.to_string_lossy().into_owned()
 }
 
+/// Asserts that every cent that left `card` (which held `start`) belongs to a succeeded
+/// payment of that card among `payments`; returns what those payments charged.
+pub fn assert_card_charged<'a>(
+    payments: impl IntoIterator<Item = &'a Value>,
+    card: &TestCard,
+    start: u32,
+) -> u64 {
+    let id = card.card.state().card_id.to_hex();
+    let paid: u64 = payments
+        .into_iter()
+        .filter(|p| p["card_id"] == serde_json::json!(id) && p["status"] == "succeeded")
+        .map(|p| p["charged"]["total"].as_u64().expect("total"))
+        .sum();
+    assert_eq!(
+        u64::from(start - card.balance()),
+        paid,
+        "card {id}: debited vs succeeded payments"
+    );
+    paid
+}
+
 /// The SAM card file of a test plugin in `dir` (`sam-card.json`, 0600): personalised
 /// for `keys` the first time, kept across restarts in the same directory.
 pub fn sam_card_file(dir: &std::path::Path, keys: SamKeys) -> PathBuf {

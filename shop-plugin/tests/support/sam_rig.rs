@@ -301,16 +301,12 @@ impl Http {
     }
 }
 
-/// Every payment of the merchant API (at most 100: these tests make fewer).
+/// Every payment of the merchant API, by id.
 pub async fn payments(http: &Http) -> BTreeMap<String, Value> {
-    let (s, page) = http.merchant("GET", "/v1/payments?limit=100", None).await;
-    assert_eq!(s, 200, "{page}");
-    assert_eq!(page["has_more"], json!(false));
-    page["data"]
-        .as_array()
-        .expect("data")
-        .iter()
-        .map(|p| (p["id"].as_str().expect("id").to_string(), p.clone()))
+    http.all_payments()
+        .await
+        .into_iter()
+        .map(|p| (p["id"].as_str().expect("id").to_string(), p))
         .collect()
 }
 
@@ -328,18 +324,7 @@ pub async fn assert_money_conserved(http: &Http, cards: &[&TestCard]) -> (u32, u
     }
     let mut total = 0;
     for card in cards {
-        let id = card.card.state().card_id.to_hex();
-        let paid: u64 = all
-            .values()
-            .filter(|p| p["card_id"] == json!(id) && p["status"] == "succeeded")
-            .map(|p| p["charged"]["total"].as_u64().expect("total"))
-            .sum();
-        assert_eq!(
-            u64::from(START - card.balance()),
-            paid,
-            "card {id}: debited vs paid"
-        );
-        total += paid;
+        total += super::assert_card_charged(all.values(), card, START);
     }
     let count = all.values().filter(|p| p["status"] == "succeeded").count();
     (count as u32, total)

@@ -16,6 +16,26 @@ pub fn id_and_secret(created: &Value) -> (String, String) {
 }
 
 impl Http {
+    /// Every payment the merchant API lists (newest first, all pages).
+    pub async fn all_payments(&self) -> Vec<Value> {
+        let mut out: Vec<Value> = Vec::new();
+        loop {
+            let path = match out.last() {
+                Some(p) => format!(
+                    "/v1/payments?limit=100&starting_after={}",
+                    p["id"].as_str().expect("id")
+                ),
+                None => "/v1/payments?limit=100".to_string(),
+            };
+            let (s, page) = self.merchant("GET", &path, None).await;
+            assert_eq!(s, 200, "{page}");
+            out.extend(page["data"].as_array().expect("data").iter().cloned());
+            if page["has_more"] != json!(true) {
+                return out;
+            }
+        }
+    }
+
     /// `GET …/payments/{id}` as the shopper's page reads it (secret in the query).
     pub async fn shopper_get(&self, id: &str, secret: &str) -> (u16, Value) {
         self.request(
