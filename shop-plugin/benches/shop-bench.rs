@@ -15,6 +15,10 @@
 //! 3. latency: purchases started open-loop at half the rate measured in 2, each request
 //!    timed (the create from its scheduled start, so queueing counts).
 
+/// The service binary's allocator (src/main.rs), so that the figures are the service's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 

@@ -6,6 +6,12 @@
 
 mod cli;
 
+/// mimalloc rather than glibc's malloc: a request allocates and frees many small
+/// buffers on two threads at once, and glibc's consolidation of freed chunks was a tenth
+/// of the service's CPU in `shop-bench` (docs/performance.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

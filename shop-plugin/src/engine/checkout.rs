@@ -7,10 +7,10 @@ use purse::sam::Exchange;
 use purse::Mode;
 use serde_json::{json, Value};
 
-use super::sam::blocking;
 use super::{ApiError, Engine};
 use crate::payment::{Payment, Status};
 use crate::store::rows;
+use crate::store::sam_rows::SamSlot;
 
 /// A card's answer as the shopper's side reports it: the response APDU in hex, or
 /// `None` when the exchange failed (card pulled, no answer).
@@ -50,10 +50,19 @@ impl Step {
 }
 
 impl Engine {
-    /// Loads a payment for a shopper request and checks its client secret.
-    async fn shopper_payment(&self, id: &str, secret: &str) -> Result<Payment, ApiError> {
+    /// Loads a payment for a shopper request, with its place on its SAM (one read), and
+    /// checks its client secret.
+    async fn shopper_payment(
+        &self,
+        id: &str,
+        secret: &str,
+    ) -> Result<(Payment, Option<SamSlot>), ApiError> {
         self.check_alive()?;
-        let p = self.load(id).await?;
+        let (p, slot) = self
+            .store
+            .lookup(|c| rows::load_payment_with_slot(c, id))
+            .map_err(|_| ApiError::unavailable())?
+            .ok_or_else(|| ApiError::not_found("payment"))?;
         self.check_secret(&p, secret)?;
         let p = self.expire_if_due(p).await?;
         if p.status == Status::Expired {
@@ -63,7 +72,7 @@ impl Engine {
                 "this payment expired before a card paid it; ask the shop for a new one",
             ));
         }
-        Ok(p)
+        Ok((p, slot))
     }
 
     /// The card answered INITIALIZE: authorize and hand out the DEBIT.
@@ -75,7 +84,7 @@ impl Engine {
         answer: String,
     ) -> Result<Step, ApiError> {
         let _g = self.lock(id).await;
-        let mut p = self.shopper_payment(id, secret).await?;
+        let (mut p, slot) = self.shopper_payment(id, secret).await?;
         if p.status != Status::Created {
             if p.init_answer.as_deref() == Some(answer.as_str()) {
                 let command = p.pending_command.clone();
@@ -98,7 +107,7 @@ impl Engine {
         let committed = if let Some(card) = blocked {
             Err(card_blocked(card))
         } else {
-            blocking(|| self.card_authorize(&mut p, kv, &answer, now))
+            self.with_sams(|| self.card_authorize(&mut p, slot, kv, &answer, now))
         };
         match committed {
             Ok(c) => {
@@ -114,7 +123,7 @@ impl Engine {
             Err(e) if e.status >= 500 => Err(e),
             Err(refusal) => {
                 // A fresh RND_S for the next attempt (another card, or more funds).
-                let (sam_id, rnd, slot) = blocking(|| self.card_begin(&p.id, &p.order))?;
+                let (sam_id, rnd, slot) = self.with_sams(|| self.card_begin(&p.id, &p.order))?;
                 p.rnd_s = rnd;
                 p.sam_id = Some(sam_id);
                 p.updated_at = now;
@@ -147,6 +156,7 @@ impl Engine {
     fn complete_in_flight(
         &self,
         p: &mut Payment,
+        slot: Option<SamSlot>,
         answer: &Answer,
     ) -> Result<crate::store::Committed, ApiError> {
         if p.sam_tx_seq.is_none() {
@@ -163,13 +173,13 @@ impl Engine {
                 "an answer of this payment was lost; run recovery with the card instead",
             ));
         }
-        blocking(|| self.card_complete(p, answer))
+        self.with_sams(|| self.card_complete(p, slot, answer))
     }
 
     /// The card's answer to the DEBIT or TICK in flight.
     pub async fn answer(&self, id: &str, secret: &str, answer: Answer) -> Result<Step, ApiError> {
         let _g = self.lock(id).await;
-        let mut p = self.shopper_payment(id, secret).await?;
+        let (mut p, slot) = self.shopper_payment(id, secret).await?;
         // The answer already taken, delivered again (its reply was lost): the same result,
         // even when the next tick is already in flight.
         if is_replay(&p, &answer) {
@@ -187,7 +197,7 @@ impl Engine {
                 ),
             ));
         }
-        self.commit_step(&mut p, answer).await?;
+        self.commit_step(&mut p, slot, answer).await?;
         Ok(Step {
             payment: p,
             command: None,
@@ -195,8 +205,13 @@ impl Engine {
     }
 
     /// Completes the command in flight (if an answer is given) and makes it durable.
-    async fn commit_step(&self, p: &mut Payment, answer: Answer) -> Result<(), ApiError> {
-        let committed = self.complete_in_flight(p, &answer)?;
+    async fn commit_step(
+        &self,
+        p: &mut Payment,
+        slot: Option<SamSlot>,
+        answer: Answer,
+    ) -> Result<(), ApiError> {
+        let committed = self.complete_in_flight(p, slot, &answer)?;
         self.durable(Ok(committed)).await
     }
 
@@ -209,7 +224,7 @@ impl Engine {
         answer: Option<Answer>,
     ) -> Result<Step, ApiError> {
         let _g = self.lock(id).await;
-        let mut p = self.shopper_payment(id, secret).await?;
+        let (mut p, slot) = self.shopper_payment(id, secret).await?;
         if p.order.mode != Mode::TimeCycle {
             return Err(ApiError::conflict(
                 "not_time_cycle",
@@ -218,7 +233,7 @@ impl Engine {
         }
         if p.pending_command.is_some() {
             match answer {
-                Some(a) if !is_replay(&p, &a) => self.commit_step(&mut p, a).await?,
+                Some(a) if !is_replay(&p, &a) => self.commit_step(&mut p, slot, a).await?,
                 // The client lost our reply (and may send the answer it carried again):
                 // the same command again.
                 _ => {
@@ -242,7 +257,7 @@ impl Engine {
                 "the payment has no SAM transaction",
             ));
         }
-        let committed = blocking(|| self.card_tick(&mut p, self.now()))?;
+        let committed = self.with_sams(|| self.card_tick(&mut p, self.now()))?;
         if let Some(c) = committed {
             self.durable(c).await?;
         }
@@ -261,11 +276,11 @@ impl Engine {
         answer: Option<Answer>,
     ) -> Result<Step, ApiError> {
         let _g = self.lock(id).await;
-        let mut p = self.shopper_payment(id, secret).await?;
+        let (mut p, slot) = self.shopper_payment(id, secret).await?;
         if let (Some(a), Some(_)) = (answer, &p.pending_command) {
             // An answer already taken does not answer the command in flight now.
             if !is_replay(&p, &a) {
-                self.commit_step(&mut p, a).await?;
+                self.commit_step(&mut p, slot, a).await?;
             }
         }
         match p.status {
@@ -292,7 +307,7 @@ impl Engine {
         if p.sam_tx_seq.is_none() {
             return Err(ApiError::conflict("not_running", "no SAM transaction"));
         }
-        let committed = blocking(|| self.card_stop(&mut p))?;
+        let committed = self.with_sams(|| self.card_stop(&mut p))?;
         self.durable(committed).await?;
         Ok(Step {
             payment: p,

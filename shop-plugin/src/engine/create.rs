@@ -45,7 +45,7 @@ impl Engine {
             ));
         }
         let id = format!("pay_{}", random_hex(12));
-        let (sam_id, rnd_s, slot) = sam::blocking(|| self.card_begin(&id, &req.order))?;
+        let (sam_id, rnd_s, slot) = self.with_sams(|| self.card_begin(&id, &req.order))?;
         self.begins
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -45,6 +45,8 @@ pub struct Pool {
     connect: Option<Connector>,
     /// When the absent readers were last tried.
     last_try: Mutex<Option<Instant>>,
+    /// Every SAM answers without I/O (see [`SecurityModule::without_io`]).
+    without_io: bool,
 }
 
 /// How often absent readers are tried again.
@@ -56,6 +58,7 @@ impl Pool {
         if modules.is_empty() {
             return Err(PoolError::Empty);
         }
+        let without_io = modules.iter().all(|m| m.without_io());
         let pool = Pool {
             slots: modules
                 .iter()
@@ -67,6 +70,7 @@ impl Pool {
             next: AtomicUsize::new(0),
             connect: None,
             last_try: Mutex::new(None),
+            without_io,
         };
         for (slot, m) in pool.slots.iter().zip(modules) {
             pool.admit(slot, m)?;
@@ -97,6 +101,7 @@ impl Pool {
             next: AtomicUsize::new(0),
             connect: Some(connect),
             last_try: Mutex::new(None),
+            without_io: false,
         };
         for (slot, (_, m)) in pool.slots.iter().zip(present) {
             pool.admit(slot, m)?;
@@ -177,6 +182,11 @@ impl Pool {
             self.join_absent();
             find()
         })
+    }
+
+    /// Whether every SAM answers without I/O (a reader may join later: never then).
+    pub fn without_io(&self) -> bool {
+        self.without_io
     }
 
     /// The SAMs that have answered.

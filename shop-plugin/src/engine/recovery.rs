@@ -70,7 +70,7 @@ impl Engine {
         };
         let (guards, mut payments) = self.lock_all(vec![run.payment.clone()]).await?;
         let now = self.now();
-        let step = super::sam::blocking(|| {
+        let step = self.with_sams(|| {
             self.card_recovery_step(&mut run.run, bytes.as_deref(), &mut payments, now)
         })?;
         let reply = json_reply(

@@ -78,4 +78,8 @@ impl SecurityModule for InProcessSam {
     fn describe(&self) -> String {
         "SAM applet in process (tests and benchmarks only)".into()
     }
+
+    fn without_io(&self) -> bool {
+        matches!(self.keep, Keep::Memory)
+    }
 }

@@ -53,6 +53,13 @@ pub trait SecurityModule: Send {
     /// Where it is, for logs and `doctor` ("reader Virtual PCD 00 00", "in process").
     fn describe(&self) -> String;
 
+    /// Whether its commands are computed in this process with no I/O (the applet with
+    /// its state in memory): the engine then runs them on the async worker itself, as
+    /// handing the worker off costs more than the few microseconds of the command.
+    fn without_io(&self) -> bool {
+        false
+    }
+
     /// A command whose success is SW 9000: its data.
     fn command(&mut self, apdu: &[u8]) -> Result<Vec<u8>, SamError> {
         match codec::answer(&self.transmit(apdu)?)? {

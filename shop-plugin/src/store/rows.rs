@@ -111,6 +111,16 @@ pub fn load_payment(conn: &Connection, id: &str) -> rusqlite::Result<Option<Paym
     .transpose()
 }
 
+/// A payment with its SAM slot (see [`sam_rows::load_with_slot`]).
+pub fn load_payment_with_slot(
+    conn: &Connection,
+    id: &str,
+) -> rusqlite::Result<Option<(Payment, Option<super::sam_rows::SamSlot>)>> {
+    super::sam_rows::load_with_slot(conn, id)?
+        .map(|(d, slot)| Ok((from_json(&d)?, slot)))
+        .transpose()
+}
+
 /// Filters of the payment listing (newest first, keyset-paginated by `starting_after`).
 #[derive(Clone, Debug, Default)]
 pub struct ListFilter {

@@ -56,16 +56,21 @@ fn hex8(s: Option<String>) -> Option<[u8; 8]> {
 }
 
 fn slot(r: &rusqlite::Row<'_>) -> rusqlite::Result<SamSlot> {
+    slot_at(r, 0)
+}
+
+/// The slot in a row's columns from `o` on (in [`SLOT_COLUMNS`] order).
+fn slot_at(r: &rusqlite::Row<'_>, o: usize) -> rusqlite::Result<SamSlot> {
     Ok(SamSlot {
-        payment_id: r.get(0)?,
-        sam_id: SamId(hex8(r.get(1)?).unwrap_or_default()),
-        sam_tx_seq: r.get::<_, Option<u32>>(2)?.map(SamTxSeq),
-        card_id: hex8(r.get(3)?).map(CardId),
-        nt: r.get::<_, Option<u32>>(4)?.map(Nt),
-        kv: r.get::<_, Option<u8>>(5)?.map(KeyVersion),
-        authorized_at: r.get(6)?,
-        ctx: r.get(7)?,
-        open: r.get(8)?,
+        payment_id: r.get(o)?,
+        sam_id: SamId(hex8(r.get(o + 1)?).unwrap_or_default()),
+        sam_tx_seq: r.get::<_, Option<u32>>(o + 2)?.map(SamTxSeq),
+        card_id: hex8(r.get(o + 3)?).map(CardId),
+        nt: r.get::<_, Option<u32>>(o + 4)?.map(Nt),
+        kv: r.get::<_, Option<u8>>(o + 5)?.map(KeyVersion),
+        authorized_at: r.get(o + 6)?,
+        ctx: r.get(o + 7)?,
+        open: r.get(o + 8)?,
     })
 }
 
@@ -77,6 +82,28 @@ pub fn load_slot(conn: &Connection, payment_id: &str) -> rusqlite::Result<Option
         "SELECT {SLOT_COLUMNS} FROM sam_payment WHERE payment_id = ?1"
     ))?
     .query_row([payment_id], slot)
+    .optional()
+}
+
+/// A payment's stored data and its slot (if it has one), in one read: the shopper's
+/// steps need both.
+pub fn load_with_slot(
+    conn: &Connection,
+    payment_id: &str,
+) -> rusqlite::Result<Option<(String, Option<SamSlot>)>> {
+    conn.prepare_cached(
+        "SELECT p.data, s.payment_id, s.sam_id, s.sam_tx_seq, s.card_id, s.nt, s.kv,
+                s.authorized_at, s.ctx, s.open
+           FROM payments p LEFT JOIN sam_payment s ON s.payment_id = p.id
+          WHERE p.id = ?1",
+    )?
+    .query_row([payment_id], |r| {
+        let has_slot = r.get::<_, Option<String>>(1)?.is_some();
+        Ok((
+            r.get(0)?,
+            if has_slot { Some(slot_at(r, 1)?) } else { None },
+        ))
+    })
     .optional()
 }
 

@@ -5,7 +5,7 @@
 use purse::commands::{DebitResponse, InitializeResponse};
 use purse::{Amount, DateTime, KeyVersion, Units};
 
-use super::sam_error;
+use super::{no_context, sam_error};
 use crate::engine::{ApiError, Engine};
 use crate::payment::{Failure, Payment, Status};
 use crate::sam::{Outcome, SamError, StopHow};
@@ -74,6 +74,7 @@ impl Engine {
     pub(crate) fn card_authorize(
         &self,
         p: &mut Payment,
+        slot: Option<SamSlot>,
         kv: u8,
         answer: &str,
         now: i64,
@@ -89,7 +90,7 @@ impl Engine {
             ));
         }
         let init = InitializeResponse::parse(data).map_err(|_| invalid_answer())?;
-        let mut slot = self.load_slot(&p.id)?;
+        let mut slot = slot.ok_or_else(no_context)?;
         let card = self.sam_of(slot.sam_id)?;
         let mut sam = card.lock();
         let auth = card.noted(sam.authorize(KeyVersion(kv), DateTime(now as u32), data, &slot.ctx));
@@ -165,6 +166,7 @@ impl Engine {
     pub(crate) fn card_complete(
         &self,
         p: &mut Payment,
+        slot: Option<SamSlot>,
         answer: &super::super::checkout::Answer,
     ) -> Result<crate::store::Committed, ApiError> {
         let now = self.now();
@@ -182,7 +184,7 @@ impl Engine {
         };
         let bytes = hex::decode(hex_answer)
             .map_err(|_| ApiError::bad_request("invalid_apdu", "the card answer is not hex"))?;
-        let mut slot = self.load_slot(&p.id)?;
+        let mut slot = slot.ok_or_else(no_context)?;
         let card = self.sam_of(slot.sam_id)?;
         let mut sam = card.lock();
         let outcome = match card.noted(sam.complete(&bytes, &slot.ctx)) {

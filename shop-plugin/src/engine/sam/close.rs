@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use purse::settlement::{rfc3339, Batch, UnresolvedTx};
 use purse::{CloseSeq, SamTxSeq};
 
-use super::{blocking, sam_error, CardSam};
+use super::{sam_error, CardSam};
 use crate::engine::{ApiError, Engine};
 use crate::sam::{codec, Counted, SamError};
 use crate::store::sam_rows;
@@ -54,7 +54,7 @@ impl Engine {
             if p.status != crate::payment::Status::Running || p.pending_command.is_some() {
                 continue;
             }
-            let committed = blocking(|| self.card_stop(p))?;
+            let committed = self.with_sams(|| self.card_stop(p))?;
             self.durable(committed).await?;
         }
         drop(guards);
@@ -72,14 +72,15 @@ impl Engine {
             self.durable(self.store.submit(Vec::new())).await?;
             let before = self.runs_started.load(Ordering::SeqCst);
             self.stop_running(card).await?;
-            if let Some(begun) = blocking(|| self.close_begin(card, before))? {
+            if let Some(begun) = self.with_sams(|| self.close_begin(card, before))? {
                 break begun;
             }
         };
         let (close_seq, signed, records) = match begun {
             Err(last) => {
                 let records = self.period_records(card, last).await?;
-                let (_, signed) = blocking(|| card.lock().close(true, last, &records))
+                let (_, signed) = self
+                    .with_sams(|| card.lock().close(true, last, &records))
                     .map_err(|e| sam_error(&e))?;
                 (last, signed, records)
             }
@@ -106,19 +107,20 @@ impl Engine {
                         "the database lacks records the security module counted in this period",
                     ));
                 }
-                let signed = blocking(|| {
-                    let mut sam = card.lock();
-                    let streamed = records
-                        .chunks(codec::RECORDS_PER_APDU)
-                        .try_for_each(|chunk| sam.send(codec::close_record(chunk)).map(|_| ()))
-                        .and_then(|()| sam.send(codec::close_end()));
-                    match streamed {
-                        Ok(s) => Ok(s),
-                        // The stream was lost (the SAM was reset): stream the period again.
-                        Err(_) => sam.close(true, seq, &records).map(|c| c.1),
-                    }
-                })
-                .map_err(|e| sam_error(&e))?;
+                let signed = self
+                    .with_sams(|| {
+                        let mut sam = card.lock();
+                        let streamed = records
+                            .chunks(codec::RECORDS_PER_APDU)
+                            .try_for_each(|chunk| sam.send(codec::close_record(chunk)).map(|_| ()))
+                            .and_then(|()| sam.send(codec::close_end()));
+                        match streamed {
+                            Ok(s) => Ok(s),
+                            // The stream was lost (the SAM was reset): stream the period again.
+                            Err(_) => sam.close(true, seq, &records).map(|c| c.1),
+                        }
+                    })
+                    .map_err(|e| sam_error(&e))?;
                 (seq, signed, records)
             }
         };
@@ -209,7 +211,8 @@ impl Engine {
                     .is_ok_and(|r| !excluded.contains(&r.sam_tx_seq))
             })
             .collect();
-        let (_, signed) = blocking(|| card.lock().close(true, previous.close_seq, &records))
+        let (_, signed) = self
+            .with_sams(|| card.lock().close(true, previous.close_seq, &records))
             .map_err(|e| match e {
                 SamError::Status(_) => ApiError::conflict("not_correctable", e.to_string()),
                 e => sam_error(&e),

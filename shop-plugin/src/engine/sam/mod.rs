@@ -70,7 +70,7 @@ impl CardSam {
 /// Runs SAM commands (PC/SC round trips, and the SAM's own durable write: up to some
 /// milliseconds) on a multi-threaded runtime without holding up the other tasks of the
 /// worker thread; elsewhere (a single-threaded test runtime) simply runs them.
-pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
@@ -102,6 +102,11 @@ pub(crate) fn sam_error(e: &SamError) -> ApiError {
     }
 }
 
+/// A payment with no sealed context on a SAM (made by no SAM: not one this plugin took).
+pub(crate) fn no_context() -> ApiError {
+    ApiError::conflict("wrong_state", "this payment has no context on the SAM")
+}
+
 /// `80 50 P1 KV 1E InitData 00`.
 pub(crate) fn initialize_apdu(p1: u8, kv: KeyVersion, init_data: &[u8]) -> Vec<u8> {
     let mut a = vec![0x80, 0x50, p1, kv.0, 0x1E];
@@ -118,6 +123,15 @@ fn rnd_of(init_data: &[u8]) -> Rnd {
 }
 
 impl Engine {
+    /// Runs `f`, which drives the SAMs: off the async worker when they do I/O.
+    pub(crate) fn with_sams<T>(&self, f: impl FnOnce() -> T) -> T {
+        if self.sams.without_io() {
+            f()
+        } else {
+            blocking(f)
+        }
+    }
+
     /// The SAM of `sam_id` (the one a payment began on), or why it cannot be used.
     pub(crate) fn sam_of(&self, sam_id: SamId) -> Result<&CardSam, ApiError> {
         self.sams.get(sam_id).ok_or_else(|| {
@@ -190,8 +204,6 @@ impl Engine {
         self.store
             .lookup(move |c| sam_rows::load_slot(c, &id))
             .map_err(|_| ApiError::unavailable())?
-            .ok_or_else(|| {
-                ApiError::conflict("wrong_state", "this payment has no context on the SAM")
-            })
+            .ok_or_else(no_context)
     }
 }

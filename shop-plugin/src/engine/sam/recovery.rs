@@ -8,7 +8,7 @@ use purse::commands::{CardCommand, InitializeResponse};
 use purse::sam::Outcome as Decided;
 use purse::{CardId, KeyVersion, SamTxSeq};
 
-use super::{blocking, initialize_apdu, sam_error};
+use super::{initialize_apdu, sam_error};
 use crate::engine::{ApiError, Engine};
 use crate::payment::{Failure, Payment};
 use crate::sam::Outcome;
@@ -60,7 +60,8 @@ impl Engine {
             return Err(nothing());
         }
         let card = self.sam_of(slot.sam_id)?;
-        let begun = blocking(|| card.noted(card.lock().recovery_begin(&slot.ctx)))
+        let begun = self
+            .with_sams(|| card.noted(card.lock().recovery_begin(&slot.ctx)))
             .map_err(|e| sam_error(&e))?;
         let command = initialize_apdu(0x00, kv, &begun.init_data);
         Ok((
