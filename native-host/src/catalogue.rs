@@ -98,7 +98,7 @@ impl ErrorCode {
                 "The smart-card service of this computer is not running. Start it (pcscd) and try again."
             }
             ErrorCode::NoReader => "No card reader was found. Connect your card reader and try again.",
-            ErrorCode::NoCard => "There is no card in the reader. Insert your purse card.",
+            ErrorCode::NoCard => "There is no purse card in the reader. Insert your purse card.",
             ErrorCode::CardRemoved => {
                 "The card left the reader before the payment was finished. Put it back: the shop will check with the card whether anything was charged."
             }

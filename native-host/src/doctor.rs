@@ -11,11 +11,13 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::catalogue::ErrorCode;
 use crate::install::Target;
 use crate::manifest::{
     allow_key_fits, allowed_ids, manifest_file, purse_id, unread_dir, Browser, Scope, HOST_NAME,
 };
-use crate::readers::{select_purse, Pcsc};
+use crate::readers::choice::{self, Holding};
+use crate::readers::Pcsc;
 
 /// The doctor's findings.
 #[derive(Debug, Default)]
@@ -185,44 +187,48 @@ fn reader_stack(r: &mut Report, pcsc: &mut Pcsc) {
     if readers.is_empty() {
         return r.line(false, "no card reader is connected");
     }
-    let mut cards = 0;
-    for reader in &readers {
-        if !reader.card_present {
-            r.info(format!("reader '{}': no card", reader.name));
-            continue;
+    let probed = match pcsc.probe_all(&readers) {
+        Ok(p) => p,
+        Err(f) => {
+            return r.line(
+                false,
+                format!("PC/SC: {} ({})", f.code.sentence(), f.detail),
+            )
         }
-        cards += 1;
-        let found = pcsc
-            .connect(&reader.name, false)
-            .and_then(|c| match c.card() {
-                Some(card) => select_purse(card),
-                None => Err(crate::catalogue::Failure::new(
-                    crate::catalogue::ErrorCode::Internal,
-                    "card handle gone",
-                )),
-            });
-        match found {
-            Ok(info) => r.line(
+    };
+    for p in &probed {
+        let reader = &p.reader;
+        match &p.holding {
+            Holding::Empty => r.info(format!("reader '{reader}': no card")),
+            Holding::Purse(info) => r.line(
                 true,
                 format!(
-                    "reader '{}': purse card {} holding {}",
-                    reader.name,
+                    "reader '{reader}': purse card {} holding {}",
                     info.card_id,
                     info.currency.format(info.balance)
                 ),
             ),
-            Err(f) => r.line(
+            // Not a problem by itself: the host passes it over for the purse card.
+            Holding::Other(why) => r.info(format!(
+                "reader '{reader}': another card, not a purse card ({why}): payments pass it over"
+            )),
+            Holding::Unknown(f) => r.line(
                 false,
-                format!(
-                    "reader '{}': {} ({})",
-                    reader.name,
-                    f.code.sentence(),
-                    f.detail
-                ),
+                format!("reader '{reader}': {} ({})", f.code.sentence(), f.detail),
             ),
         }
     }
-    if cards == 0 {
-        r.line(false, "no card in any reader");
+    match choice::pick(&probed) {
+        Ok(pick) if !pick.passed_over.is_empty() => r.info(format!(
+            "purse cards in several readers: a payment uses the one in '{}' (the first by name)",
+            pick.reader
+        )),
+        Ok(_) => {}
+        // A card that could not be looked at was reported above.
+        Err(f) if f.code != ErrorCode::NoCard => {}
+        Err(_) if probed.iter().all(|p| p.holding == Holding::Empty) => {
+            r.line(false, "no card in any reader")
+        }
+        Err(_) => r.line(false, "no purse card in any reader"),
     }
 }

@@ -1,7 +1,8 @@
 //! The card emulators for a test: the `card-emulator` or `sam-emulator` binary as a
-//! child process, or the purse card's loop from the `card_emulators` library in a thread
-//! of the test process (for crates that cannot name the binary). Either way it sits in a locked vpcd slot
-//! with a control socket, is driven through that socket, and is stopped on drop.
+//! child process, or the purse card's or the SAM card's loop from the `card_emulators`
+//! library in a thread of the test process (for crates that cannot name the binary).
+//! Either way it sits in a locked vpcd slot with a control socket, is driven through
+//! that socket, and is stopped on drop.
 
 use std::cell::Cell;
 use std::ffi::CString;
@@ -13,10 +14,12 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use card_emulators::applet::os_rnd;
+use card_emulators::applet::{os_rnd, Applet};
 use card_emulators::control::{self, SocketFile};
 use card_emulators::purse_card::PurseCard;
 use card_emulators::run::{self, Stopper};
+use card_emulators::sam_card::SamCard;
+use card_emulators::sam_store::SamFileStore;
 use card_emulators::store::FileStore;
 use card_emulators::wake;
 use pcsc::{Context, ReaderState, Scope, State};
@@ -160,12 +163,33 @@ impl Emulator {
         inserted: bool,
         kind: CardKind,
     ) -> Emulator {
-        let control = card_file.with_extension("ctl");
         let store = FileStore::new(card_file);
         let state = store
             .load()
             .unwrap_or_else(|e| panic!("loading the card state: {e:#}"));
         let card = Card::new(state, Box::new(os_random));
+        let applet = PurseCard::new(card, store, kind == CardKind::WithoutPurse);
+        Emulator::in_process_applet(lock, card_file, inserted, kind == CardKind::PurseT0, applet)
+    }
+
+    /// A SAM card (the `sam-emulator`'s applet, its file and journal at `sam_file`) in
+    /// the locked slot, in a thread of this process: a smart card that is not a purse
+    /// card (it answers the purse SELECT with 6A82), as on a shop's machine.
+    pub fn in_process_sam(lock: &SlotLock, sam_file: &Path, inserted: bool) -> Emulator {
+        let (state, store) = SamFileStore::open(sam_file)
+            .unwrap_or_else(|e| panic!("loading the SAM card {}: {e:#}", sam_file.display()));
+        let applet = SamCard::new(state, store);
+        Emulator::in_process_applet(lock, sam_file, inserted, false, applet)
+    }
+
+    fn in_process_applet<A: Applet>(
+        lock: &SlotLock,
+        card_file: &Path,
+        inserted: bool,
+        t0: bool,
+        applet: A,
+    ) -> Emulator {
+        let control = card_file.with_extension("ctl");
         let (waker, wake_rx) = wake::channel().unwrap_or_else(|e| panic!("wake channel: {e}"));
         let (req_tx, req_rx) = mpsc::channel();
         let socket = control::serve(&control, req_tx, waker.clone())
@@ -175,16 +199,15 @@ impl Emulator {
             port: lock.slot().port,
             inserted,
             verbose: false,
-            t0: kind == CardKind::PurseT0,
+            t0,
         };
-        let applet = PurseCard::new(card, store, kind == CardKind::WithoutPurse);
         let emulator = run::Emulator::new(applet, opts, req_rx, wake_rx);
         let stopper = emulator.stopper(waker);
         let handle = thread::Builder::new()
-            .name("card-emulator".into())
+            .name(A::NAME.into())
             .spawn(move || {
                 if let Err(e) = emulator.run() {
-                    eprintln!("card-emulator (in-process): {e:#}");
+                    eprintln!("{} (in-process): {e:#}", A::NAME);
                 }
             })
             .unwrap_or_else(|e| panic!("spawning the emulator thread: {e}"));

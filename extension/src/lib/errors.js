@@ -6,7 +6,7 @@ const HOST = {
   // The native host's catalogue (native-host/src/catalogue.rs, schema/native-messaging.schema.json).
   no_pcsc_service: ['The card reader service of this computer (pcscd) is not running.', 'Start the smart-card service (on Debian/Ubuntu: install and start pcscd), then try again.'],
   no_reader: ['No card reader is connected.', 'Connect your card reader, then try again.'],
-  no_card: ['There is no card in the reader.', 'Insert your purse card into the reader.'],
+  no_card: ['There is no purse card in the reader.', 'Insert your purse card into the reader.'],
   card_removed: ['The card left the reader before the payment was finished.', 'Put your purse card back into the reader: the extension checks with the card whether anything was charged.'],
   unsupported_card: ['The card in the reader is not a purse card that can pay here.', 'Insert your purse card instead.'],
   timeout: ['The card reader did not answer in time.', 'Check the reader and the card, then try again.'],

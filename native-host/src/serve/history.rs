@@ -22,7 +22,7 @@ use crate::message::CardView;
 use crate::readers::{select_purse, transmit};
 
 impl<W: Write> Host<W> {
-    /// The card in `reader` (or the first reader holding one) with its recent records,
+    /// The card in `reader` (or the purse card's reader) with its recent records,
     /// newest first. Read in one PC/SC transaction on an exclusive connection, so no
     /// other client's command comes between (a card held by a payment is `busy`).
     pub(super) fn card_history(&mut self, reader: Option<&str>) -> Result<Reply, Failure> {

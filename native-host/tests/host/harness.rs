@@ -212,10 +212,15 @@ impl Host {
 
     /// Opens a single-purchase session on `reader`; returns the session id.
     pub fn open_payment(&mut self, reader: &str, unit: u32) -> String {
-        self.open(
-            json!({"type":"open_session","purpose":"payment","reader":reader,
-            "payment":{"mode":"single","unit_amount":unit,"max_units":1,"currency":978}}),
-        )
+        let mut request = payment_request(unit);
+        request["reader"] = json!(reader);
+        self.open(request)
+    }
+
+    /// Opens a single-purchase session on the reader the host chooses; returns the
+    /// session id.
+    pub fn open_payment_chosen(&mut self, unit: u32) -> String {
+        self.open(payment_request(unit))
     }
 
     /// Opens a time-cycle session of `max` units of `unit`, one per `period` seconds.
@@ -239,6 +244,12 @@ impl Host {
         let r = self.expect(request, "session_opened");
         r["session"].as_str().expect("session id").to_string()
     }
+}
+
+/// `open_session` for a single purchase of `unit` EUR cents, no reader named.
+pub fn payment_request(unit: u32) -> Value {
+    json!({"type":"open_session","purpose":"payment",
+        "payment":{"mode":"single","unit_amount":unit,"max_units":1,"currency":978}})
 }
 
 impl Drop for Host {

@@ -13,6 +13,7 @@ mod install;
 mod payment;
 mod recovery;
 mod service;
+mod several_cards;
 mod wire;
 
 use std::collections::BTreeMap;
@@ -59,7 +60,13 @@ impl Rig {
     }
 
     fn with_card(slot: Slot, name: &str, id_last: u8, balance: u32, kind: CardKind) -> Rig {
-        let lock = SlotLock::acquire(slot);
+        Rig::in_slot(SlotLock::acquire(slot), name, id_last, balance, kind)
+    }
+
+    /// A card of `kind` in the slot already locked (a test that takes both slots locks
+    /// them in slot order first).
+    pub fn in_slot(lock: SlotLock, name: &str, id_last: u8, balance: u32, kind: CardKind) -> Rig {
+        let slot = lock.slot();
         let dir = TestDir::new(name);
         let card_file = dir.join("card.json");
         write_card_state(
@@ -110,12 +117,17 @@ pub fn sam_keys_of(sam_id: SamId) -> SamKeys {
 /// confirmed by the card; the session closed again.
 pub fn pay(host: &mut Host, reader: &str, sam: &mut Sam, amount: u32, seed: u8) -> Purchase {
     let session = host.open_payment(reader, amount);
+    pay_in(host, &session, sam, amount, seed)
+}
+
+/// [`pay`] in the payment session `session`, already open for `amount`.
+pub fn pay_in(host: &mut Host, session: &str, sam: &mut Sam, amount: u32, seed: u8) -> Purchase {
     let mut journal = MemoryJournal::default();
     let mut s = Surrogate {
         sam,
         journal: &mut journal,
     };
-    let mut link = HostLink::new(host, &session);
+    let mut link = HostLink::new(host, session);
     let p = s
         .purchase(
             &mut link,

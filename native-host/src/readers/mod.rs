@@ -1,17 +1,22 @@
-//! The PC/SC side of the host: the service, its readers, waiting for a card, holding a
-//! card for a session, and one APDU exchange, each failure mapped to the error
-//! catalogue. Thin over the `pcsc` crate; the decisions live in the guard and session.
+//! The PC/SC side of the host: the service, its readers, finding the purse card among
+//! them ([`choice`] decides), waiting for a card ([`wait`]), holding a card for a
+//! session, and one APDU exchange, each failure mapped to the error catalogue. Thin over
+//! the `pcsc` crate; the decisions live in the guard, the session and [`choice`].
+
+pub mod choice;
+mod wait;
 
 use std::ffi::CString;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pcsc::{Context, Disposition, Protocols, ReaderState, Scope, ShareMode, State};
 use purse::commands::{CardCommand, SelectInfo};
 use purse::{StatusWord, APP_VERSION};
 
 use crate::catalogue::{ErrorCode, Failure};
+use choice::{Holding, Probed};
+
+pub use wait::CancelHook;
 
 /// Maps a PC/SC error to the catalogue; `what` says what was being done.
 pub fn failure(e: pcsc::Error, what: &str) -> Failure {
@@ -33,51 +38,23 @@ pub fn failure(e: pcsc::Error, what: &str) -> Failure {
     Failure::new(code, format!("{what}: {e}"))
 }
 
-/// Lets another thread end a blocking wait (the extension's `cancel`, or the browser
-/// closing the pipe): set the flag, then cancel the registered context.
-#[derive(Default)]
-pub struct CancelHook {
-    requested: AtomicBool,
-    waiting: Mutex<Option<Context>>,
-}
-
-impl CancelHook {
-    pub fn cancel(&self) {
-        self.requested.store(true, Ordering::SeqCst);
-        if let Ok(guard) = self.waiting.lock() {
-            if let Some(ctx) = guard.as_ref() {
-                let _ = ctx.cancel();
-            }
-        }
-    }
-
-    /// Called when the cancel request itself is handled: later waits run again.
-    pub fn clear(&self) {
-        self.requested.store(false, Ordering::SeqCst);
-    }
-
-    fn register(&self, ctx: Option<Context>) {
-        if let Ok(mut guard) = self.waiting.lock() {
-            *guard = ctx;
-        }
-    }
-
-    fn requested(&self) -> bool {
-        self.requested.load(Ordering::SeqCst)
-    }
-}
-
 /// A reader and whether a card is in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReaderInfo {
     pub name: String,
+    /// A card that answered the reader's reset.
     pub card_present: bool,
+    /// A card that is in but gave no answer to reset.
+    pub mute: bool,
 }
 
 /// The PC/SC service, connected on first use and again after pcscd restarted.
 #[derive(Default)]
 pub struct Pcsc {
     ctx: Option<Context>,
+    /// The reader last chosen for the purse card when none was named: what a wait for
+    /// that card to leave reports when it has already left.
+    purse_chosen: Option<String>,
 }
 
 impl Pcsc {
@@ -126,36 +103,38 @@ impl Pcsc {
             .map(|s| ReaderInfo {
                 name: s.name().to_string_lossy().into_owned(),
                 card_present: has_card(s.event_state()),
+                mute: s.event_state().contains(State::MUTE),
             })
             .collect())
     }
 
     /// The reader to use: the one named (which must exist and hold a card), else the
-    /// first that holds a card.
+    /// purse card's: every card is probed with the purse SELECT and [`choice::pick`]
+    /// decides (the first purse card by reader name; `no_card` naming the other cards
+    /// when none is a purse card).
     pub fn choose(&mut self, wanted: Option<&str>) -> Result<String, Failure> {
         let readers = self.readers()?;
         if readers.is_empty() {
             return Err(Failure::new(ErrorCode::NoReader, "PC/SC lists no reader"));
         }
-        let found = match wanted {
-            Some(w) => match readers.iter().find(|r| r.name == w) {
-                Some(r) => r,
-                None => {
-                    return Err(Failure::new(
-                        ErrorCode::NoReader,
-                        format!("no reader named '{w}'"),
-                    ))
-                }
-            },
-            None => match readers.iter().find(|r| r.card_present) {
-                Some(r) => r,
-                None => {
-                    return Err(Failure::new(
-                        ErrorCode::NoCard,
-                        format!("no card in {} reader(s)", readers.len()),
-                    ))
-                }
-            },
+        let Some(w) = wanted else {
+            let pick = choice::pick(&self.probe_all(&readers)?)?;
+            if !pick.passed_over.is_empty() {
+                eprintln!(
+                    "native-host: purse cards in several readers: using '{}' (the first by \
+                     name), not '{}'",
+                    pick.reader,
+                    pick.passed_over.join("', '")
+                );
+            }
+            self.purse_chosen = Some(pick.reader.clone());
+            return Ok(pick.reader);
+        };
+        let Some(found) = readers.iter().find(|r| r.name == w) else {
+            return Err(Failure::new(
+                ErrorCode::NoReader,
+                format!("no reader named '{w}'"),
+            ));
         };
         if !found.card_present {
             return Err(Failure::new(
@@ -171,57 +150,28 @@ impl Pcsc {
     /// look at the card.
     pub fn connect(&mut self, reader: &str, exclusive: bool) -> Result<Connected, Failure> {
         let ctx = self.context()?;
-        let name = CString::new(reader)
-            .map_err(|_| Failure::new(ErrorCode::NoReader, "a reader name with a NUL byte"))?;
-        let mode = if exclusive {
-            ShareMode::Exclusive
-        } else {
-            ShareMode::Shared
-        };
-        let card = ctx
-            .connect(&name, mode, Protocols::ANY)
-            .map_err(|e| failure(e, &format!("SCardConnect to '{reader}'")))?;
-        Ok(Connected { card: Some(card) })
+        connect(&ctx, reader, exclusive)
     }
 
-    /// Waits until a card is in (`present`) or out of `reader` (or any reader / every
-    /// reader when none is named). Returns the reader. Ends early with `user_cancelled`
-    /// when `hook` is cancelled.
-    pub fn wait(
-        &mut self,
-        reader: Option<&str>,
-        present: bool,
-        timeout: Duration,
-        hook: &CancelHook,
-    ) -> Result<String, Failure> {
+    /// What each reader holds: every card is looked at with the purse SELECT
+    /// ([`probe`]); a mute card is another card.
+    pub fn probe_all(&mut self, readers: &[ReaderInfo]) -> Result<Vec<Probed>, Failure> {
         let ctx = self.context()?;
-        let all = self.readers()?;
-        let names: Vec<String> = match reader {
-            Some(r) if all.iter().any(|i| i.name == r) => vec![r.to_string()],
-            Some(r) => {
-                return Err(Failure::new(
-                    ErrorCode::NoReader,
-                    format!("no reader named '{r}'"),
-                ))
-            }
-            None if all.is_empty() => {
-                return Err(Failure::new(ErrorCode::NoReader, "PC/SC lists no reader"))
-            }
-            None => all.into_iter().map(|i| i.name).collect(),
-        };
-        let mut states = Vec::with_capacity(names.len());
-        for n in &names {
-            let c = CString::new(n.as_str())
-                .map_err(|_| Failure::new(ErrorCode::NoReader, "a reader name with a NUL byte"))?;
-            states.push(ReaderState::new(c, State::UNAWARE));
+        let mut probed = Vec::with_capacity(readers.len());
+        for r in readers {
+            let holding = if r.card_present {
+                probe(&ctx, &r.name).map_err(|f| self.dropped(f))?
+            } else if r.mute {
+                Holding::Other("it does not answer".into())
+            } else {
+                Holding::Empty
+            };
+            probed.push(Probed {
+                reader: r.name.clone(),
+                holding,
+            });
         }
-        hook.register(Some(ctx.clone()));
-        let result = wait_states(&ctx, &mut states, present, timeout, hook);
-        hook.register(None);
-        result.map_err(|e| match e.code {
-            ErrorCode::NoPcscService => self.dropped(e),
-            _ => e,
-        })
+        Ok(probed)
     }
 
     /// Forgets a context that failed with `f` when the service went away.
@@ -233,68 +183,42 @@ impl Pcsc {
     }
 }
 
-/// The longest a wait blocks before it looks at the cancel flag again.
-const CANCEL_SLICE: Duration = Duration::from_millis(500);
-
 fn has_card(s: State) -> bool {
     s.contains(State::PRESENT) && !s.contains(State::MUTE)
 }
 
-fn wait_states(
-    ctx: &Context,
-    states: &mut [ReaderState],
-    present: bool,
-    timeout: Duration,
-    hook: &CancelHook,
-) -> Result<String, Failure> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if hook.requested() {
-            return Err(Failure::new(
-                ErrorCode::UserCancelled,
-                "the wait was cancelled",
-            ));
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        // In slices: a cancel that lands just before the blocking call starts is not
-        // remembered by pcscd, so the flag is looked at again at least this often.
-        match ctx.get_status_change(left.min(CANCEL_SLICE), states) {
-            Ok(()) => {}
-            Err(pcsc::Error::Timeout) if left > CANCEL_SLICE => continue,
-            Err(pcsc::Error::Timeout) => {
-                return Err(Failure::new(
-                    ErrorCode::Timeout,
-                    format!(
-                        "no card {} within {} ms",
-                        if present { "arrived" } else { "left" },
-                        timeout.as_millis()
-                    ),
-                ))
-            }
-            Err(e) => return Err(failure(e, "SCardGetStatusChange")),
-        }
-        let name = |s: &ReaderState| s.name().to_string_lossy().into_owned();
-        if present {
-            if let Some(s) = states.iter().find(|s| has_card(s.event_state())) {
-                return Ok(name(s));
-            }
-        } else if states
-            .iter()
-            .all(|s| s.event_state().contains(State::EMPTY))
-        {
-            // Absent means EMPTY: a card pcscd is still tearing down is neither.
-            return Ok(states.first().map(name).unwrap_or_default());
-        }
-        if states
-            .iter()
-            .any(|s| s.event_state().contains(State::UNKNOWN))
-        {
-            return Err(Failure::new(ErrorCode::NoReader, "the reader went away"));
-        }
-        for s in states.iter_mut() {
-            s.sync_current_state();
-        }
-    }
+fn reader_name(reader: &str) -> Result<CString, Failure> {
+    CString::new(reader)
+        .map_err(|_| Failure::new(ErrorCode::NoReader, "a reader name with a NUL byte"))
+}
+
+fn connect(ctx: &Context, reader: &str, exclusive: bool) -> Result<Connected, Failure> {
+    let mode = if exclusive {
+        ShareMode::Exclusive
+    } else {
+        ShareMode::Shared
+    };
+    let card = ctx
+        .connect(&reader_name(reader)?, mode, Protocols::ANY)
+        .map_err(|e| failure(e, &format!("SCardConnect to '{reader}'")))?;
+    Ok(Connected { card: Some(card) })
+}
+
+/// Looks at the card in `reader` on a shared connection (left as it is afterwards) with
+/// the purse SELECT. `Err` only when the PC/SC service failed.
+fn probe(ctx: &Context, reader: &str) -> Result<Holding, Failure> {
+    let found = connect(ctx, reader, false).and_then(|c| match c.card() {
+        Some(card) => select_purse(card),
+        None => Err(Failure::new(ErrorCode::Internal, "card handle gone")),
+    });
+    Ok(match found {
+        Ok(info) => Holding::Purse(info),
+        Err(f) if f.code == ErrorCode::NoPcscService => return Err(f),
+        Err(f) if f.code == ErrorCode::UnsupportedCard => Holding::Other(f.detail),
+        // It left between the listing and the connect.
+        Err(f) if f.code == ErrorCode::NoCard => Holding::Empty,
+        Err(f) => Holding::Unknown(f),
+    })
 }
 
 /// A connected card; disconnected on drop, leaving the card as it is. (pcsc's own drop
