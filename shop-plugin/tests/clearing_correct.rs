@@ -7,8 +7,8 @@ mod support;
 
 use std::process::Output;
 
-use support::office::{forged_card, Office};
-use support::server::{run, write_config, write_private, Server};
+use support::office::forged_card;
+use support::server::{run, write_config_with_office, Server};
 use support::{temp_dir, TestCard};
 
 fn text(o: &Output) -> (String, String) {
@@ -21,18 +21,7 @@ fn text(o: &Output) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_correct_beside_a_running_serve_goes_through_its_admin_socket() {
     let dir = temp_dir("clear-correct-serve");
-    let config = write_config(&dir);
-    let office = Office::start(&dir);
-    let credential = office.register().await;
-    write_private(&dir.join("clearing-credential"), &format!("{credential}\n"));
-    let mut toml = std::fs::read_to_string(&config).expect("config");
-    // [settlement] is the file's last table.
-    toml.push_str(&format!(
-        "clearing_url = \"{}\"\nclearing_credential_file = \"clearing-credential\"\n\
-         upload_retry_first_ms = 20\n",
-        office.url
-    ));
-    std::fs::write(&config, toml).expect("config");
+    let (config, office) = write_config_with_office(&dir).await;
 
     let server = Server::start(&dir);
     let (good, _) = server.pay(&mut TestCard::new(50, 10_000), 600).await;
@@ -91,12 +80,13 @@ async fn batches_correct_beside_a_running_serve_goes_through_its_admin_socket() 
         "the rejection, then the corrected batch: {b:?}"
     );
 
-    // An accepted batch cannot be corrected: the server's refusal, said plainly.
+    // An accepted batch cannot be corrected: the server's refusal, its code and message.
     let o = run(&config, &["batches", "correct", "1"]).await;
     let (out, err) = text(&o);
     assert!(!o.status.success(), "{out}");
-    assert!(
-        err.contains("batch 1 cannot be corrected: the clearing office has not rejected it"),
-        "{err}"
+    assert_eq!(
+        err.trim_end(),
+        "error: the server refused: correction_refused: batch 1 cannot be corrected: the \
+         clearing office has not rejected it"
     );
 }

@@ -90,7 +90,7 @@ pub async fn retry(config_path: &Path, ids: Vec<String>, all_failed: bool) -> Re
     // A running server sends them now; otherwise they go when `serve` starts (a server
     // that cannot be told finds them within a minute).
     if FileLock::try_exclusive(&config.lock_path())?.is_none() {
-        match admin::call(&config.admin_socket(), &Request::WakeWebhooks).await {
+        match admin::call(&config.admin_socket(), &Request::WakeWebhooks {}).await {
             Ok(_) => println!("the running server was told to send them now"),
             Err(e) => println!("the server was not told ({e}); it sends them within a minute"),
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
-use shop_plugin::admin::{self, Place, Request};
+use shop_plugin::admin::{self, AdminError, Place, Request};
 use shop_plugin::config::Config;
 use shop_plugin::engine::SystemClock;
 use shop_plugin::http::App;
@@ -51,14 +51,17 @@ where
     Fut: Future<Output = Result<T>>,
 {
     let lock_path = config.lock_path();
-    let place = admin::here_or_server(&lock_path, &config.admin_socket(), req)
-        .await
-        .with_context(|| {
-            format!(
+    let place = match admin::here_or_server(&lock_path, &config.admin_socket(), req).await {
+        Ok(place) => place,
+        // The server answered: its refusal (`code: message`) is the whole story.
+        Err(e @ AdminError::Refused(_)) => return Err(e.into()),
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
                 "another process holds {} (a running serve?) but its admin socket failed",
                 lock_path.display()
-            )
-        })?;
+            )))
+        }
+    };
     match place {
         Place::Here(_lock) => {
             here(open_app(config, Arc::new(SystemClock))?, settler(config)?).await

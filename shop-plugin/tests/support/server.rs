@@ -64,6 +64,25 @@ outbox = "outbox"
     path
 }
 
+/// Lays out a plugin directory ([`write_config`]) that uploads its batches to a real
+/// clearing office started in it, under a credential the office registered. Returns the
+/// config's path and the office.
+pub async fn write_config_with_office(dir: &Path) -> (PathBuf, super::office::Office) {
+    let config = write_config(dir);
+    let office = super::office::Office::start(dir);
+    let credential = office.register().await;
+    write_private(&dir.join("clearing-credential"), &format!("{credential}\n"));
+    let mut toml = std::fs::read_to_string(&config).expect("config");
+    // [settlement] is the file's last table.
+    toml.push_str(&format!(
+        "clearing_url = \"{}\"\nclearing_credential_file = \"clearing-credential\"\n\
+         upload_retry_first_ms = 20\n",
+        office.url
+    ));
+    std::fs::write(&config, toml).expect("config");
+    (config, office)
+}
+
 /// A running `shop-plugin serve`.
 pub struct Server {
     child: Child,

@@ -2,23 +2,27 @@
 //! (`<database>.admin.sock`, mode 0600, so only the service's user may talk to it)
 //! through which the operator's commands reach the process that holds the SAM.
 //!
-//! Protocol: one JSON request per connection on one line, one JSON answer on one line.
-//! `{"command": "settle", "force": false}` → `{"ok": true, "result": <settlement report>}`;
-//! `{"command": "correct", "close_seq": 3}` → `{"ok": true, "result": <correction>}` (the
-//! rejected batch closed again without the refused records, then a settlement run that
-//! uploads it); `{"command": "wake_webhooks"}` → `{"ok": true, "result": null}`; a
-//! failure is `{"ok": false, "error": "<message>"}`.
+//! Protocol (`schema/admin-socket.schema.json`, the messages in [`protocol`]): one JSON
+//! request per connection on one line of at most [`MAX_LINE`] bytes, one JSON answer on
+//! one line. `{"command": "settle", "force": false}` → `{"ok": true, "result": <settlement
+//! report>}`; `{"command": "correct", "close_seq": 3, "sam_id": null}` → `{"ok": true,
+//! "result": <correction>}` (the rejected batch closed again without the refused records,
+//! then a settlement run that uploads it); `{"command": "wake_webhooks"}` → `{"ok": true,
+//! "result": null}`. A failure is `{"ok": false, "error": {"code": "<code>", "message":
+//! "<message>"}}`, the code one of [`ErrorCode`] (`invalid_request`, `settlement_failed`,
+//! `correction_refused`); [`call`] also reads an older server's `"error": "<message>"`.
 //!
 //! [`here_or_server`] is how an operator's command that needs the SAM finds where to run:
 //! in its own process when it can take the instance lock, else in the running server.
+
+pub mod protocol;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use thiserror::Error;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -26,28 +30,8 @@ use tokio::net::{UnixListener, UnixStream};
 use crate::files::FileLock;
 use crate::http::App;
 use crate::settlement::Settler;
-
-/// The longest request line read.
-const MAX_LINE: u64 = 64 * 1024;
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "snake_case")]
-pub enum Request {
-    /// One settlement run in the server.
-    Settle {
-        #[serde(default)]
-        force: bool,
-    },
-    /// Correct rejected batch `close_seq` (`batches correct`), then a settlement run.
-    Correct {
-        close_seq: u32,
-        /// The SAM whose batch it is (needed only when several SAMs have that close_seq).
-        #[serde(default)]
-        sam_id: Option<String>,
-    },
-    /// Look for due webhook events now (after `events retry`).
-    WakeWebhooks,
-}
+use protocol::{failure, parse_request, read_answer, success};
+pub use protocol::{ErrorCode, Refusal, Request, MAX_LINE};
 
 #[derive(Debug, Error)]
 pub enum AdminError {
@@ -59,7 +43,7 @@ pub enum AdminError {
     #[error("admin socket {path}: the server's answer is not valid: {message}")]
     Answer { path: PathBuf, message: String },
     #[error("the server refused: {0}")]
-    Refused(String),
+    Refused(Refusal),
     #[error("lock file {path}: {source}")]
     Lock {
         path: PathBuf,
@@ -90,8 +74,8 @@ impl Admin {
                 tracing::info!("settlement run requested on the admin socket (force: {force})");
                 let _one = self.settling.lock().await;
                 match self.settler.run(&self.app.engine, force).await {
-                    Ok(report) => json!({"ok": true, "result": report}),
-                    Err(e) => json!({"ok": false, "error": e.to_string()}),
+                    Ok(report) => success(report),
+                    Err(e) => failure(ErrorCode::of(&e), e),
                 }
             }
             Request::Correct { close_seq, sam_id } => {
@@ -102,13 +86,13 @@ impl Admin {
                     .correct_and_run(&self.app.engine, sam_id.as_deref(), close_seq)
                     .await
                 {
-                    Ok(c) => json!({"ok": true, "result": c}),
-                    Err(e) => json!({"ok": false, "error": e.to_string()}),
+                    Ok(c) => success(c),
+                    Err(e) => failure(ErrorCode::of(&e), e),
                 }
             }
-            Request::WakeWebhooks => {
+            Request::WakeWebhooks {} => {
                 self.app.engine.outbox_wake().notify_one();
-                json!({"ok": true, "result": null})
+                success(())
             }
         }
     }
@@ -156,13 +140,17 @@ pub async fn serve(admin: Arc<Admin>, listener: UnixListener) {
 
 async fn handle(admin: &Admin, stream: UnixStream) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
-    let mut line = String::new();
-    BufReader::new(read.take(MAX_LINE))
-        .read_line(&mut line)
+    // One byte past the limit tells a line that is too long from one that fits.
+    let mut line = Vec::new();
+    BufReader::new(read.take(MAX_LINE as u64 + 1))
+        .read_until(b'\n', &mut line)
         .await?;
-    let answer = match serde_json::from_str::<Request>(&line) {
+    let answer = match parse_request(&line) {
         Ok(req) => admin.answer(req).await,
-        Err(e) => json!({"ok": false, "error": format!("not a request: {e}")}),
+        Err(message) => {
+            tracing::debug!("admin socket: {message}");
+            failure(ErrorCode::InvalidRequest, message)
+        }
     };
     write.write_all(format!("{answer}\n").as_bytes()).await?;
     write.shutdown().await
@@ -186,17 +174,14 @@ pub async fn call(path: &Path, req: &Request) -> Result<Value, AdminError> {
         .read_line(&mut answer)
         .await
         .map_err(io)?;
-    let v: Value = serde_json::from_str(&answer).map_err(|e| AdminError::Answer {
+    let invalid = |message: String| AdminError::Answer {
         path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    if v["ok"] == json!(true) {
-        Ok(v["result"].clone())
-    } else {
-        Err(AdminError::Refused(
-            v["error"].as_str().unwrap_or("no reason given").to_string(),
-        ))
-    }
+        message,
+    };
+    let v: Value = serde_json::from_str(&answer).map_err(|e| invalid(e.to_string()))?;
+    read_answer(&v)
+        .map_err(invalid)?
+        .map_err(AdminError::Refused)
 }
 
 /// Where an operator's command that needs the SAM runs.
@@ -244,4 +229,83 @@ fn not_listening(e: &AdminError) -> bool {
         source.kind(),
         std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `call` against a server that answers `answer` to any request; also returns the
+    /// line the client sent.
+    async fn call_answered(answer: &str) -> (Result<Value, AdminError>, String) {
+        let dir = std::env::temp_dir().join(format!("admin-call-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join(format!("{:x}.sock", rand::random::<u64>()));
+        let listener = bind(&path).expect("bind");
+        let server = async {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let (read, mut write) = stream.into_split();
+            let mut sent = String::new();
+            BufReader::new(read)
+                .read_line(&mut sent)
+                .await
+                .expect("request");
+            write
+                .write_all(format!("{answer}\n").as_bytes())
+                .await
+                .expect("answer");
+            sent
+        };
+        let (got, sent) = tokio::join!(call(&path, &Request::WakeWebhooks {}), server);
+        let _ = std::fs::remove_file(&path);
+        (got, sent)
+    }
+
+    fn refusal(got: Result<Value, AdminError>) -> Refusal {
+        match got {
+            Err(AdminError::Refused(r)) => r,
+            other => panic!("not a refusal: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn call_reads_the_result_and_both_error_shapes() {
+        let (got, sent) = call_answered(r#"{"ok": true, "result": null}"#).await;
+        assert_eq!(got.expect("ok"), Value::Null);
+        assert_eq!(sent, "{\"command\":\"wake_webhooks\"}\n");
+
+        let (got, _) = call_answered(
+            r#"{"ok": false, "error": {"code": "correction_refused", "message": "batch 1 cannot be corrected: no such batch"}}"#,
+        )
+        .await;
+        let r = refusal(got);
+        assert_eq!(r.code, Some(ErrorCode::CorrectionRefused));
+        assert_eq!(
+            AdminError::Refused(r).to_string(),
+            "the server refused: correction_refused: batch 1 cannot be corrected: no such batch"
+        );
+
+        // A server started before the codes existed.
+        let (got, _) = call_answered(r#"{"ok": false, "error": "database: locked"}"#).await;
+        let r = refusal(got);
+        assert_eq!((r.code, r.message.as_str()), (None, "database: locked"));
+        assert_eq!(
+            AdminError::Refused(r).to_string(),
+            "the server refused: database: locked"
+        );
+
+        // A newer server's code: its text is kept.
+        let (got, _) =
+            call_answered(r#"{"ok": false, "error": {"code": "sam_busy", "message": "later"}}"#)
+                .await;
+        assert_eq!(refusal(got).to_string(), "sam_busy: later");
+
+        for broken in [r#"{"ok": false}"#, r#"{"result": 1}"#, "not json"] {
+            let (got, _) = call_answered(broken).await;
+            assert!(
+                matches!(got, Err(AdminError::Answer { .. })),
+                "{broken}: {got:?}"
+            );
+        }
+    }
 }
