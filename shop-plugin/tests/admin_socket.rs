@@ -117,6 +117,18 @@ async fn settle_relayed(socket: &Path, force: bool) -> (Value, Report) {
     (answer, report)
 }
 
+/// `answer` is a failure that follows the schema, with `code` and a message saying `says`.
+fn assert_failure(answer: &Value, code_: &str, says: &str) {
+    assert_follows("failure", answer);
+    assert_eq!(code(answer), code_, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(says)),
+        "{answer}"
+    );
+}
+
 fn code(answer: &Value) -> &str {
     answer["error"]["code"].as_str().unwrap_or("none")
 }
@@ -189,14 +201,7 @@ async fn settle_correct_and_wake_answers_follow_the_schema() {
     std::fs::rename(&outbox, dir.join("outbox.moved")).expect("move the outbox");
     std::fs::write(&outbox, "not a directory").expect("a file in its place");
     let (_, answer, got) = call_relayed(&socket, &Request::Settle { force: false }).await;
-    assert_follows("failure", &answer);
-    assert_eq!(code(&answer), "settlement_failed", "{answer}");
-    assert!(
-        answer["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("outbox")),
-        "{answer}"
-    );
+    assert_failure(&answer, "settlement_failed", "outbox");
     assert_eq!(refusal_code(got), Some(ErrorCode::SettlementFailed));
 
     // The outbox back: the server settles again.
@@ -295,4 +300,36 @@ async fn a_line_that_is_no_request_gets_invalid_request_and_the_server_goes_on()
     }
     let log = server.log.lock().expect("log").clone();
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// A client that sends half a line and then nothing, without closing: the server answers
+/// `invalid_request` once its read deadline has passed, and closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_line_never_finished_is_answered_after_the_deadline() {
+    let dir = temp_dir("admin-socket-slow");
+    write_config(&dir);
+    let _server = Server::start(&dir);
+    let socket = socket_of(&dir);
+    let stream = UnixStream::connect(&socket).await.expect("connect");
+    let (read, mut write) = stream.into_split();
+    write
+        .write_all(br#"{"command": "wake_"#)
+        .await
+        .expect("half a request");
+    let started = std::time::Instant::now();
+    let mut line = String::new();
+    BufReader::new(read)
+        .read_line(&mut line)
+        .await
+        .expect("the answer");
+    assert!(
+        started.elapsed() >= shop_plugin::admin::READ_DEADLINE - std::time::Duration::from_secs(1)
+    );
+    let answer: Value = serde_json::from_str(&line).expect("a JSON answer");
+    assert_failure(
+        &answer,
+        "invalid_request",
+        "no whole request line within 10 s",
+    );
+    drop(write);
 }

@@ -138,14 +138,24 @@ pub async fn serve(admin: Arc<Admin>, listener: UnixListener) {
     }
 }
 
+/// How long a connection may take to send its request line: a client that never ends
+/// its line must not hold a task of the server forever.
+pub const READ_DEADLINE: Duration = Duration::from_secs(10);
+
 async fn handle(admin: &Admin, stream: UnixStream) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     // One byte past the limit tells a line that is too long from one that fits.
     let mut line = Vec::new();
-    BufReader::new(read.take(MAX_LINE as u64 + 1))
-        .read_until(b'\n', &mut line)
-        .await?;
-    let answer = match parse_request(&line) {
+    let mut reader = BufReader::new(read.take(MAX_LINE as u64 + 1));
+    let in_time = tokio::time::timeout(READ_DEADLINE, reader.read_until(b'\n', &mut line)).await;
+    let parsed = match in_time {
+        Ok(r) => r.map(|_| parse_request(&line))?,
+        Err(_) => Err(format!(
+            "no whole request line within {} s",
+            READ_DEADLINE.as_secs()
+        )),
+    };
+    let answer = match parsed {
         Ok(req) => admin.answer(req).await,
         Err(message) => {
             tracing::debug!("admin socket: {message}");
