@@ -92,7 +92,18 @@ export async function openSession(S, { artifacts, browser = 'chromium' }) {
 
     /** Presses Pay once it is enabled; returns the time of the click. */
     async pressPay(w) {
-      await w.waitForSelector('[data-testid="pay"]:not([disabled])');
+      try {
+        await w.waitForSelector('[data-testid="pay"]:not([disabled])');
+      } catch (e) {
+        // What held Pay: the window's own account of its delay, focus and visibility.
+        const seen = await w.evaluate(() => JSON.stringify({
+          ...document.body.dataset,
+          payDisabled: document.querySelector('[data-testid="pay"]').disabled,
+          focused: document.hasFocus(),
+          visibility: document.visibilityState,
+        })).catch((err) => `(window not readable: ${err.message})`);
+        throw new Error(`Pay never became live: ${seen}`, { cause: e });
+      }
       const t0 = performance.now();
       await w.click('[data-testid="pay"]');
       return t0;

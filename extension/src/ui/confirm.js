@@ -51,7 +51,7 @@ function render(v) {
   text('error-text', v.errorText);
   text('error-action', v.actionText);
   // Pay becoming pressable is Pay appearing: the delay starts then too.
-  if (v.canPay && !payable) gate.rearm();
+  if (v.canPay && !payable) rearmFor('pressable');
   payable = Boolean(v.canPay);
   $('pay').disabled = !v.canPay || !gate.ready();
   clearTimeout(rearmTimer);
@@ -75,14 +75,23 @@ port.onMessage.addListener((m) => {
 });
 port.postMessage({ type: 'attach', flow });
 
-/** The window came (back) to the front: Pay waits its delay again. */
-function rearm() {
+/** Starts Pay's delay over; how often and why is kept on the page (a support aid: a
+ * Pay that never comes live shows what held it). */
+function rearmFor(why) {
   gate.rearm();
+  const d = document.body.dataset;
+  d.payRearms = String(Number(d.payRearms ?? 0) + 1);
+  d.payRearmedBy = why;
+}
+
+/** The window came (back) to the front: Pay waits its delay again. */
+function rearm(why) {
+  rearmFor(why);
   if (lastView) render(lastView);
 }
-window.addEventListener('focus', rearm);
+window.addEventListener('focus', () => rearm('focus'));
 document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState === 'visible') rearm();
+  if (document.visibilityState === 'visible') rearm('visible');
 });
 
 $('pay').addEventListener('click', () => {
