@@ -99,6 +99,7 @@ export async function openSession(S, { artifacts, browser = 'chromium' }) {
         const seen = await w.evaluate(() => JSON.stringify({
           ...document.body.dataset,
           payDisabled: document.querySelector('[data-testid="pay"]').disabled,
+          headline: document.querySelector('[data-testid="headline"]')?.textContent,
           focused: document.hasFocus(),
           visibility: document.visibilityState,
         })).catch((err) => `(window not readable: ${err.message})`);

@@ -55,7 +55,14 @@ function render(v) {
   payable = Boolean(v.canPay);
   $('pay').disabled = !v.canPay || !gate.ready();
   clearTimeout(rearmTimer);
-  if (v.canPay && !gate.ready()) rearmTimer = setTimeout(() => render(lastView), gate.msLeft());
+  // A few ms past the delay: a timer may fire a little before performance.now() says
+  // the delay is over, and the retry it then schedules (a fraction of a millisecond) was
+  // seen in Chromium never to run, leaving Pay disabled for good.
+  if (v.canPay && !gate.ready()) rearmTimer = setTimeout(() => render(lastView), Math.ceil(gate.msLeft()) + 10);
+  const d = document.body.dataset;
+  d.payRenders = String(Number(d.payRenders ?? 0) + 1);
+  d.payCanPay = String(Boolean(v.canPay));
+  d.payMsLeft = String(gate.msLeft());
   show('pay', v.showPay);
   show('cancel', v.canCancel);
   show('stop', v.canStop);
