@@ -378,6 +378,11 @@ impl TestCard {
             m.k_pur(card_id),
             m.k_tac(card_id),
         );
+        TestCard::from_state(state, id)
+    }
+
+    /// The card of `state`, drawing a fixed sequence of RND_C seeded by `id`.
+    pub fn from_state(state: CardState, id: u8) -> TestCard {
         let mut n = 0u8;
         TestCard {
             card: Card::new(

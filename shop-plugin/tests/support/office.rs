@@ -12,8 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Method;
-use purse::card::{Card, CardState};
-use purse::{Amount, CardId, Currency, Key, KeyVersion, Rnd};
+use purse::card::CardState;
+use purse::{Amount, CardId, Currency, Key, KeyVersion};
 use serde_json::{json, Value};
 use shop_plugin::outbound::Outbound;
 use shop_plugin::settlement::batches;
@@ -410,16 +410,7 @@ pub fn forged_card(id: u8) -> TestCard {
         m.k_pur(card_id),
         Key::from_bytes([0x77; 16]),
     );
-    let mut n = 0u8;
-    TestCard {
-        card: Card::new(
-            state,
-            Box::new(move || {
-                n = n.wrapping_add(1);
-                Rnd([n ^ id; 16])
-            }),
-        ),
-    }
+    TestCard::from_state(state, id)
 }
 
 /// The close_seqs of a report's batches (the tests' plugins have one SAM).

@@ -7,10 +7,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use purse::card::Card;
 use purse::clearing::parse_batch;
 use purse::settlement::Batch;
-use purse::{Amount, CardId, Rnd, SamId};
+use purse::{Amount, CardId, SamId};
 use serde_json::{json, Value};
 use testkit::{
     new_card_state, new_sam_card_state, pcsc_context, test_issuer_keys, wait_absent, wait_present,
@@ -244,16 +243,7 @@ pub fn closed_batch(out: &std::process::Output) -> (PathBuf, Batch) {
 /// A purse card in process, personalised from the test issuer keys (those of the SAM).
 pub fn sam_card(id: u8, balance: u32) -> TestCard {
     let state = new_card_state(CardId([0x10, 0, 0, 0, 0, 0, 0xD0, id]), Amount(balance));
-    let mut n = 0u8;
-    TestCard {
-        card: Card::new(
-            state,
-            Box::new(move || {
-                n = n.wrapping_add(1);
-                Rnd([n ^ id; 16])
-            }),
-        ),
-    }
+    TestCard::from_state(state, id)
 }
 
 /// A time-cycle order: `unit` per period of one second, at most `max` units.
